@@ -1,0 +1,28 @@
+# Work on the template itself. `make test` is all a fresh machine needs.
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: help test test-fast lint bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --group test
+	touch $@
+
+test: $(VENV)/.installed ## Run every test (production ones need RabbitMQ and Redis: see scripts in .ci/)
+	$(BIN)/python -m pytest
+
+test-fast: $(VENV)/.installed ## Run the tests that do not drive a rendered project's Makefile
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(VENV)/.installed ## Check the template's own Python code with ruff
+	$(BIN)/ruff check tests
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache

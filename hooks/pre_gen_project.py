@@ -1,0 +1,27 @@
+"""Check the answers before anything is written; exit 1 with one line if one is wrong."""
+
+import keyword
+import sys
+
+# Names the generated package would hide from its own imports.
+RESERVED = {"celery", "kombu", "redis", "dotenv", "tasks", "amqp", "billiard", "vine",
+            "pytest", "tests", "test", "settings", "demo"}
+
+
+def slug_error(slug):
+    if not slug.isidentifier() or not slug.isascii():
+        return "is not a valid Python package name; use lowercase letters, digits and _"
+    if keyword.iskeyword(slug) or keyword.issoftkeyword(slug):
+        return "is a Python keyword; pick another name"
+    if slug in RESERVED or slug in sys.stdlib_module_names:
+        return "would hide a module the project imports; pick another name"
+    if slug != slug.lower():
+        return "must be lowercase"
+    return None
+
+
+if __name__ == "__main__":
+    slug = {{ cookiecutter.project_slug | tojson }}
+    error = slug_error(slug)
+    if error:
+        sys.exit(f"ERROR: project_slug {slug!r} {error}, e.g. 'my_celery_project'.")

@@ -1,0 +1,47 @@
+"""Shared helpers: render the template, and run commands in the rendered project."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def clean_env(**extra):
+    """The environment minus the project's variables, so .env decides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    return {**env, **extra}
+
+
+def run(command, cwd, timeout=600, check=True, **extra_env):
+    """Run a command in a rendered project; on failure, show all it printed."""
+    done = subprocess.run(
+        command,
+        cwd=cwd,
+        env=clean_env(**extra_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and done.returncode != 0:
+        pytest.fail(f"{command} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def run_generated_checks(project):
+    """The rendered project's own linter and test suite, in its folder."""
+    run([BIN / "ruff", "check", "."], project)
+    run([BIN / "ruff", "format", "--check", "."], project)
+    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+
+
+@pytest.fixture(scope="session")
+def baked(cookies_session):
+    """The template rendered with its defaults, shared by tests that only read it."""
+    result = cookies_session.bake()
+    assert result.exit_code == 0, result.exception
+    return result.project_path

@@ -1,0 +1,72 @@
+"""Render the template as users do, then check what was written."""
+
+import json
+import re
+
+import pytest
+import tomllib
+
+from conftest import TEMPLATE, run_generated_checks
+
+LEFTOVER = re.compile(r"\{\{\s*cookiecutter\.|\{%|cookiecutter\.project")
+HOSTILE = {
+    "project_name": 'Café "Ünïcode" \\ Tâches',
+    "description": "Says \"hi\", then C:\\temp\\new & <b>bold</b> 'quoted'",
+    "author_name": 'O\'Brien "Bob" \\ Ñúñez',
+    "author_email": "o.brien+tasks@example.com",
+}
+PYTHON_VERSIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text())["python_version"]
+
+
+def assert_fully_rendered(project):
+    for path in project.rglob("*"):
+        if path.is_file():
+            assert not LEFTOVER.search(path.read_text()), f"unrendered Jinja in {path}"
+            assert not LEFTOVER.search(str(path.relative_to(project))), path
+
+
+def test_defaults_render_completely(baked):
+    assert baked.name == "my_celery_project"
+    assert_fully_rendered(baked)
+
+
+def test_hostile_answers_stay_data(cookies):
+    result = cookies.bake(extra_context=HOSTILE)
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
+    assert project.name == "cafe_unicode_taches"
+    assert_fully_rendered(project)
+    meta = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert meta["description"] == HOSTILE["description"]
+    assert meta["authors"] == [{"name": HOSTILE["author_name"], "email": HOSTILE["author_email"]}]
+    assert (project / "README.md").read_text().startswith(f"# {HOSTILE['project_name']}\n")
+
+
+def test_the_python_choice_is_newest_first_and_reaches_the_makefile(cookies):
+    assert PYTHON_VERSIONS == sorted(
+        PYTHON_VERSIONS, key=lambda v: tuple(map(int, v.split("."))), reverse=True
+    )
+    for version in PYTHON_VERSIONS:
+        result = cookies.bake(extra_context={"python_version": version})
+        assert result.exit_code == 0, result.exception
+        makefile = (result.project_path / "Makefile").read_text()
+        assert f"python{version} -c pass" in makefile
+
+
+@pytest.mark.slow
+def test_the_generated_project_passes_its_own_checks(baked):
+    output = run_generated_checks(baked).stdout
+    assert " passed" in output and " failed" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "context",
+    [HOSTILE, {"project_name": "Billing and invoicing jobs for the accounting department"}]
+    + [{"python_version": version} for version in PYTHON_VERSIONS[1:]],
+    ids=["hostile", "long-name"] + [f"python{v}" for v in PYTHON_VERSIONS[1:]],
+)
+def test_every_option_gives_a_project_that_passes_its_own_checks(cookies, context):
+    result = cookies.bake(extra_context=context)
+    assert result.exit_code == 0, result.exception
+    run_generated_checks(result.project_path)

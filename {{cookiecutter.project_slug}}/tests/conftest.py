@@ -1,0 +1,80 @@
+"""A real worker for the integration tests, in each environment.
+
+Development runs on a fresh data folder. Production runs against the servers
+named in .env, on a queue of its own; when they do not answer, its tests skip,
+or fail when CI=true (CI starts the servers).
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from {{ cookiecutter.project_slug }} import app as default_app
+from {{ cookiecutter.project_slug }} import check, settings
+from {{ cookiecutter.project_slug }}.celery import create_app
+
+
+def start_worker(env, log_file):
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "{{ cookiecutter.project_slug }}",
+            "worker",
+            "--pool=prefork",
+            "--concurrency=2",
+            "--loglevel=INFO",
+            f"--logfile={log_file}",
+        ],
+        cwd=settings.PROJECT_ROOT,
+        env=env,
+    )
+
+
+def wait_until_ready(app, worker, log_file, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            pytest.fail(f"the worker exited with {worker.returncode}:\n{log_file.read_text()}")
+        if app.control.ping(timeout=0.5):
+            return
+    pytest.fail(f"the worker did not answer within {timeout} s:\n{log_file.read_text()}")
+
+
+@pytest.fixture(scope="session", params=settings.ENVIRONMENTS)
+def celery_app(request, tmp_path_factory):
+    """A client app and a worker subprocess, both in the environment of the param."""
+    folder = tmp_path_factory.mktemp(request.param)
+    env = {
+        **os.environ,
+        "CELERY_ENV": request.param,
+        "CELERY_DATA_DIR": str(folder / "data"),
+        "CELERY_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
+    }
+    app = create_app(settings.load(env))
+    if request.param == "production":
+        why = check.broker_problem(app) or check.backend_problem(app)
+        if why:
+            message = f"production servers unreachable ({why}); start them: make services-up"
+            if os.environ.get("CI") == "true":
+                pytest.fail(message)
+            pytest.skip(message)
+    log_file = folder / "worker.log"
+    worker = start_worker(env, log_file)
+    app.set_current()  # shared tasks such as tsum now send through this app
+    try:
+        wait_until_ready(app, worker, log_file)
+        yield app
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        if request.param == "production":
+            with app.connection_for_write() as connection:
+                connection.default_channel.queue_delete(env["CELERY_QUEUE"])
+        default_app.set_current()

@@ -1,0 +1,120 @@
+"""Settings of both environments, and the mistakes they must catch."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.project_slug }} import settings
+from {{ cookiecutter.project_slug }}.celery import create_app
+
+PRODUCTION = {
+    "CELERY_ENV": "production",
+    "CELERY_BROKER_URL": "amqp://user:secret@rabbit:5672//",
+    "CELERY_RESULT_BACKEND": "redis://cache:6379/1",
+}
+
+
+def test_development_keeps_everything_in_absolute_folders(tmp_path):
+    config = settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path)})
+    options = config["broker_transport_options"]
+    assert config["broker_url"].startswith("filesystem://")
+    assert options["data_folder_in"] == options["data_folder_out"] == str(tmp_path / "queue")
+    assert options["control_folder"] == str(tmp_path / "control")
+    assert options["processed_folder"] == str(tmp_path / "processed")
+    assert config["result_backend"] == (tmp_path / "results").as_uri()
+    for name in settings.DATA_FOLDERS:
+        assert (tmp_path / name).is_dir()
+        assert (tmp_path / name).stat().st_mode & 0o077 == 0  # owner only
+
+
+def test_development_is_the_default(tmp_path):
+    config = settings.load({"CELERY_ENV": "", "CELERY_DATA_DIR": str(tmp_path)})
+    assert config["broker_url"].startswith("filesystem://")
+
+
+def test_a_relative_data_dir_starts_at_the_project_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = f".celery-test-{os.getpid()}"
+    try:
+        config = settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": name})
+        queue = Path(config["broker_transport_options"]["data_folder_in"])
+        assert queue == settings.PROJECT_ROOT / name / "queue"
+    finally:
+        shutil.rmtree(settings.PROJECT_ROOT / name, ignore_errors=True)
+
+
+def test_a_data_dir_that_holds_the_project_is_refused():
+    with pytest.raises(settings.SettingsError, match="CELERY_DATA_DIR"):
+        settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": ".."})
+
+
+def test_production_takes_the_urls_from_the_environment():
+    config = settings.load(PRODUCTION)
+    assert config["broker_url"] == PRODUCTION["CELERY_BROKER_URL"]
+    assert config["result_backend"] == PRODUCTION["CELERY_RESULT_BACKEND"]
+
+
+@pytest.mark.parametrize("variable", ["CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"])
+def test_production_without_a_url_names_the_variable(variable):
+    with pytest.raises(settings.SettingsError, match=variable):
+        settings.load({**PRODUCTION, variable: ""})
+
+
+def test_an_unknown_environment_names_the_value_and_the_choices():
+    with pytest.raises(settings.SettingsError) as error:
+        settings.load({"CELERY_ENV": "staging"})
+    message = str(error.value)
+    assert "'staging'" in message and "development" in message and "production" in message
+    assert "\n" not in message
+
+
+def test_only_json_is_accepted():
+    config = settings.load(PRODUCTION)
+    assert config["accept_content"] == ["json"]
+    assert config["task_serializer"] == config["result_serializer"] == "json"
+
+
+def test_the_environment_wins_over_the_dotenv_file(tmp_path):
+    dotenv_file = tmp_path / ".env"
+    dotenv_file.write_text("CELERY_ENV=production\nCELERY_DATA_DIR=from-dotenv\n")
+    env = settings.read_environment({"CELERY_ENV": "development"}, dotenv_file)
+    assert env["CELERY_ENV"] == "development"
+    assert env["CELERY_DATA_DIR"] == "from-dotenv"
+
+
+def test_production_urls_in_the_environment_never_reach_development(tmp_path, monkeypatch):
+    # Celery itself lets these variables win over the configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", PRODUCTION["CELERY_BROKER_URL"])
+    monkeypatch.setenv("CELERY_RESULT_BACKEND", PRODUCTION["CELERY_RESULT_BACKEND"])
+    env = {"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path)}
+    app = create_app(settings.load(env))
+    assert app.conf.broker_url.startswith("filesystem://")
+    assert app.conf.result_backend == (tmp_path / "results").as_uri()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-c", "import {{ cookiecutter.project_slug }}"],
+        ["-m", "celery", "-A", "{{ cookiecutter.project_slug }}", "inspect", "ping"],
+        ["-m", "{{ cookiecutter.project_slug }}.check"],
+    ],
+)
+def test_an_unknown_environment_is_one_line_from_every_entry_point(command):
+    done = subprocess.run(
+        [sys.executable, *command],
+        env={**os.environ, "CELERY_ENV": "staging"},
+        cwd=settings.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "ERROR: CELERY_ENV='staging' is not a known environment; "
+        "set CELERY_ENV to one of development, production in .env"
+    ]

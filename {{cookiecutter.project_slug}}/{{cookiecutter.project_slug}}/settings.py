@@ -1,0 +1,134 @@
+"""Every setting of the project, in one place.
+
+Values come from the environment; `.env` (beside pyproject.toml) fills in what
+the environment does not set. CELERY_ENV picks where messages and results go:
+
+- development (the default): plain files under CELERY_DATA_DIR, no server;
+- production: the broker at CELERY_BROKER_URL (RabbitMQ) and the result
+  backend at CELERY_RESULT_BACKEND (Redis).
+
+Setting names are Celery's own: https://docs.celeryq.dev/en/stable/userguide/configuration.html
+"""
+
+import os
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("development", "production")
+# Folders of the development broker and backend, under CELERY_DATA_DIR.
+DATA_FOLDERS = ("queue", "control", "processed", "results")
+
+
+class SettingsError(SystemExit):
+    """A wrong setting: one line on stderr and exit status 1.
+
+    A SystemExit rather than a ValueError, so that `celery -A ...`, `make` and
+    `python -m` print this line alone instead of a traceback.
+    """
+
+    def __init__(self, message):
+        super().__init__(f"ERROR: {message}")
+
+
+def read_environment(environ=None, dotenv_file=PROJECT_ROOT / ".env"):
+    """The environment, with `.env` filling the gaps (the real environment wins)."""
+    values = dotenv_values(dotenv_file)
+    values.update(os.environ if environ is None else environ)
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def data_dir(env):
+    """CELERY_DATA_DIR as an absolute path: a relative one starts at the project root."""
+    path = (PROJECT_ROOT / Path(env.get("CELERY_DATA_DIR") or ".celery").expanduser()).resolve()
+    if path == PROJECT_ROOT or path in PROJECT_ROOT.parents:
+        # `make clean` deletes this folder: it must not hold the project.
+        raise SettingsError(
+            f"CELERY_DATA_DIR={str(path)!r} holds the project itself; "
+            "point it to a folder of its own, e.g. CELERY_DATA_DIR=.celery"
+        )
+    return path
+
+
+def data_folders(env):
+    """Absolute paths of the development broker's and backend's folders."""
+    return {name: data_dir(env) / name for name in DATA_FOLDERS}
+
+
+def load(environ=None):
+    """The Celery configuration for the environment named by CELERY_ENV."""
+    env = read_environment(environ)
+    name = env.get("CELERY_ENV") or "development"
+    if name == "development":
+        return {**common(env), **development(env)}
+    if name == "production":
+        return {**common(env), **production(env)}
+    raise SettingsError(
+        f"CELERY_ENV={name!r} is not a known environment; "
+        f"set CELERY_ENV to one of {', '.join(ENVIRONMENTS)} in .env"
+    )
+
+
+def common(env):
+    """Settings of both environments."""
+    return {
+        # JSON only: pickle would let anyone who can write a message run code.
+        "accept_content": ["json"],
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "timezone": "UTC",
+        "enable_utc": True,
+        # Keep retrying the broker at start-up too (Celery 6 stops assuming it).
+        "broker_connection_retry_on_startup": True,
+        # Report STARTED, so a long task does not look PENDING while it runs.
+        "task_track_started": True,
+        # Name the queue after the project, so that projects sharing one RabbitMQ
+        # never take each other's tasks.
+        "task_default_queue": env.get("CELERY_QUEUE") or "{{ cookiecutter.project_slug }}",
+        # Results are read once; drop them after a day (Redis keys expire, beat's
+        # celery.backend_cleanup removes result files).
+        "result_expires": 24 * 3600,
+    }
+
+
+def development(env):
+    """Plain files: kombu's filesystem broker and Celery's file result backend."""
+    folders = data_folders(env)
+    for folder in folders.values():
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return {
+        # A hostname keeps kombu from warning "No hostname was supplied" at every connection.
+        "broker_url": "filesystem://localhost//",
+        # Absolute paths: kombu's defaults are relative to the current directory,
+        # so a worker started elsewhere would silently use other folders.
+        "broker_transport_options": {
+            # One folder for both directions, or nothing is ever consumed.
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            # Bindings for broadcasts: celery inspect, status, control.
+            "control_folder": str(folders["control"]),
+            "processed_folder": str(folders["processed"]),
+            "store_processed": False,
+        },
+        "result_backend": folders["results"].as_uri(),
+    }
+
+
+def production(env):
+    """RabbitMQ as the broker, Redis as the result backend, from the environment."""
+    for variable in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        if not env.get(variable):
+            raise SettingsError(
+                f"CELERY_ENV=production needs {variable}; set it in .env "
+                "(see .env.example) or set CELERY_ENV=development"
+            )
+    return {
+        "broker_url": env["CELERY_BROKER_URL"],
+        "result_backend": env["CELERY_RESULT_BACKEND"],
+    }
+
+
+if __name__ == "__main__":
+    # `make clean` asks for the data folder this way.
+    print(data_dir(read_environment()))
