@@ -12,8 +12,8 @@ BIN = Path(sys.executable).parent
 
 
 def clean_env(**extra):
-    """The environment minus the project's variables, so .env decides."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    """The environment minus the project's variables (so .env decides) and an outer make's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "MAKE", "MFLAGS"))}
     return {**env, **extra}
 
 

@@ -9,7 +9,19 @@ import pytest
 from conftest import run
 
 pytestmark = pytest.mark.slow
-TARGETS = ["help", "install", "worker", "demo", "test", "lint", "check", "purge", "clean"]
+TARGETS = [
+    "help",
+    "install",
+    "worker",
+    "demo",
+    "test",
+    "lint",
+    "check",
+    "purge",
+    "clean",
+    "services-up",
+    "services-down",
+]
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,11 @@
 
 import json
 import re
+import tomllib
+from urllib.parse import urlsplit
 
 import pytest
-import tomllib
+import yaml
 
 from conftest import TEMPLATE, run_generated_checks
 
@@ -70,3 +72,30 @@ def test_every_option_gives_a_project_that_passes_its_own_checks(cookies, contex
     result = cookies.bake(extra_context=context)
     assert result.exit_code == 0, result.exception
     run_generated_checks(result.project_path)
+
+
+def test_docker_compose_serves_the_urls_of_env_example_on_loopback(baked):
+    # No Docker engine here: check the file's structure and that it matches .env.example.
+    compose = yaml.safe_load((baked / "docker-compose.yml").read_text())
+    assert set(compose["services"]) == {"rabbitmq", "redis"}
+    env = dict(
+        line.split("=", 1)
+        for line in (baked / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    broker, backend = urlsplit(env["CELERY_BROKER_URL"]), urlsplit(env["CELERY_RESULT_BACKEND"])
+    published = {
+        name: {port.rsplit(":", 1)[0] for port in service["ports"]}
+        for name, service in compose["services"].items()
+    }
+    assert published["rabbitmq"] == {f"127.0.0.1:{broker.port}", "127.0.0.1:15672"}
+    assert published["redis"] == {f"127.0.0.1:{backend.port}"}
+    assert compose["services"]["rabbitmq"]["image"].endswith("-management")
+    assert (broker.username, broker.password) == ("guest", "guest")  # the image's default user
+    for service in compose["services"].values():
+        assert service["healthcheck"]["test"][0] == "CMD"  # `up --wait` waits on these
+        for volume in service["volumes"]:
+            assert volume.split(":")[0] in compose["volumes"]
+    makefile = (baked / "Makefile").read_text()
+    assert "docker compose up --detach --wait" in makefile
+    assert "docker compose down" in makefile

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from {{ cookiecutter.project_slug }} import app as default_app
-from {{ cookiecutter.project_slug }} import check, settings
+from {{ cookiecutter.project_slug }} import servers, settings
 from {{ cookiecutter.project_slug }}.celery import create_app
 
 
@@ -25,7 +25,7 @@ def start_worker(env, log_file):
             "-m",
             "celery",
             "-A",
-            "{{ cookiecutter.project_slug }}",
+            default_app.main,
             "worker",
             "--pool=prefork",
             "--concurrency=2",
@@ -47,6 +47,24 @@ def wait_until_ready(app, worker, log_file, timeout=60):
     pytest.fail(f"the worker did not answer within {timeout} s:\n{log_file.read_text()}")
 
 
+def require_servers(app):
+    """Skip the test when the production servers do not answer; fail instead on CI."""
+    problems = servers.unreachable(app)
+    if problems and os.environ.get("CI") == "true":
+        pytest.fail("; ".join(problems))
+    if problems:
+        pytest.skip("; ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def production_env():
+    """The environment with CELERY_ENV=production, once its servers answer."""
+    env = {**settings.read_environment(), "CELERY_ENV": "production"}
+    require_servers(create_app(settings.load(env)))
+    default_app.set_current()
+    return env
+
+
 @pytest.fixture(scope="session", params=settings.ENVIRONMENTS)
 def celery_app(request, tmp_path_factory):
     """A client app and a worker subprocess, both in the environment of the param."""
@@ -59,12 +77,7 @@ def celery_app(request, tmp_path_factory):
     }
     app = create_app(settings.load(env))
     if request.param == "production":
-        why = check.broker_problem(app) or check.backend_problem(app)
-        if why:
-            message = f"production servers unreachable ({why}); start them: make services-up"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
+        require_servers(app)
     log_file = folder / "worker.log"
     worker = start_worker(env, log_file)
     app.set_current()  # shared tasks such as tsum now send through this app

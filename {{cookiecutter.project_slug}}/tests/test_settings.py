@@ -11,6 +11,7 @@ import pytest
 from {{ cookiecutter.project_slug }} import settings
 from {{ cookiecutter.project_slug }}.celery import create_app
 
+PACKAGE = settings.__package__
 PRODUCTION = {
     "CELERY_ENV": "production",
     "CELERY_BROKER_URL": "amqp://user:secret@rabbit:5672//",
@@ -99,9 +100,9 @@ def test_production_urls_in_the_environment_never_reach_development(tmp_path, mo
 @pytest.mark.parametrize(
     "command",
     [
-        ["-c", "import {{ cookiecutter.project_slug }}"],
-        ["-m", "celery", "-A", "{{ cookiecutter.project_slug }}", "inspect", "ping"],
-        ["-m", "{{ cookiecutter.project_slug }}.check"],
+        ["-c", f"import {PACKAGE}"],
+        ["-m", "celery", "-A", PACKAGE, "inspect", "ping"],
+        ["-m", f"{PACKAGE}.check"],
     ],
 )
 def test_an_unknown_environment_is_one_line_from_every_entry_point(command):

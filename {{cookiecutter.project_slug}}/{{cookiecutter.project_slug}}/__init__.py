@@ -1,4 +1,4 @@
-"""The Celery app of this project: `celery -A {{ cookiecutter.project_slug }} worker` finds it here."""
+"""The project's package: `celery -A <package> worker` finds the Celery app here."""
 
 from .celery import app
 

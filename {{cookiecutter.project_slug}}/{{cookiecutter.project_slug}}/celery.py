@@ -2,14 +2,14 @@
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
-from . import settings
+from . import servers, settings
 
 
 def create_app(config):
     """A Celery app with the project's tasks and the given configuration."""
-    app = Celery("{{ cookiecutter.project_slug }}", include=["{{ cookiecutter.project_slug }}.tasks"])
+    app = Celery(__package__, include=[f"{__package__}.tasks"])
     if config["broker_url"].startswith("filesystem"):
         # Celery lets these variables win over the configuration: the
         # production URLs exported from .env must not turn development into production.
@@ -25,3 +25,11 @@ def create_app(config):
 
 
 app = create_app(settings.load())
+
+
+@signals.worker_init.connect
+def stop_when_servers_do_not_answer(sender, **kwargs):
+    """A worker whose broker or backend does not answer exits with one line saying why,
+    instead of retrying in a loop that hides the cause."""
+    for line in servers.unreachable(sender.app):
+        raise SystemExit(f"ERROR: {line}")

@@ -1,4 +1,4 @@
-"""The sample chord: python -m {{ cookiecutter.project_slug }}.demo (what `make demo` runs).
+"""The sample chord, what `make demo` runs.
 
 chord([tsum.si([1, 2]), tsum.si([3, 4])], tsum.s()) adds 1+2 and 3+4 in
 parallel, then adds the two sums: it prints 10. When no worker answers, it
@@ -12,11 +12,10 @@ import sys
 from celery import chord
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 
-from . import app, check, settings
+from . import app, servers, settings
 from .tasks import tsum
 
 TIMEOUT = 60  # seconds to wait for the chord
-APP = "{{ cookiecutter.project_slug }}"
 
 
 def sample_chord():
@@ -31,7 +30,16 @@ def worker_running(log_file):
         return
     with open(log_file, "ab") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", APP, "worker", "--pool=solo", "--loglevel=INFO"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                app.main,
+                "worker",
+                "--pool=solo",
+                "--loglevel=INFO",
+            ],
             cwd=settings.PROJECT_ROOT,
             stdout=log,
             stderr=log,
@@ -48,10 +56,8 @@ def worker_running(log_file):
 
 
 def main():
-    for name, problem in (("broker", check.broker_problem), ("backend", check.backend_problem)):
-        why = problem(app)
-        if why:
-            sys.exit(f"ERROR: the {name} does not answer ({why}); run `make check` for details")
+    for line in servers.unreachable(app):
+        sys.exit(f"ERROR: {line}")
     log_file = (
         settings.data_folders(settings.read_environment())["queue"].parent / "demo-worker.log"
     )

@@ -85,7 +85,12 @@ def common(env):
         "task_track_started": True,
         # Name the queue after the project, so that projects sharing one RabbitMQ
         # never take each other's tasks.
-        "task_default_queue": env.get("CELERY_QUEUE") or "{{ cookiecutter.project_slug }}",
+        "task_default_queue": env.get("CELERY_QUEUE") or __package__,
+        # Stop runaway tasks: SoftTimeLimitExceeded is raised in the task after
+        # 5 minutes, the process is killed after 6. Override per task with
+        # @shared_task(time_limit=..., soft_time_limit=...).
+        "task_soft_time_limit": 300,
+        "task_time_limit": 360,
         # Results are read once; drop them after a day (Redis keys expire, beat's
         # celery.backend_cleanup removes result files).
         "result_expires": 24 * 3600,
@@ -126,6 +131,24 @@ def production(env):
     return {
         "broker_url": env["CELERY_BROKER_URL"],
         "result_backend": env["CELERY_RESULT_BACKEND"],
+        # Acknowledge a message once its task has run, one message at a time:
+        # a worker that dies mid-task leaves the task to another worker, and a
+        # long task does not hold others back in its prefetch buffer. Tasks must
+        # then be safe to run twice. (Not in development: kombu's filesystem
+        # broker polls once a second, so one message at a time would crawl.)
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        # With late acks, a task still running when the broker connection is
+        # lost is delivered again; cancel the first run rather than run it twice.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Give up on a server that does not answer within seconds, instead of hanging.
+        "broker_connection_timeout": 5,
+        "redis_socket_connect_timeout": 5,
+        "redis_socket_timeout": 30,
+        # Once running, ride out a broker or Redis restart instead of dying.
+        "broker_connection_max_retries": None,
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 10,
     }
 
 
