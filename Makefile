@@ -24,5 +24,8 @@ test-fast: $(VENV)/.installed ## Run the tests that do not drive a rendered proj
 lint: $(VENV)/.installed ## Check the template's own Python code with ruff
 	$(BIN)/ruff check tests
 
+bench: $(VENV)/.installed ## Compare the dev broker with kombu's, Redis and RabbitMQ + Redis (start them: .ci/services start)
+	$(BIN)/python tests/bench.py
+
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .ruff_cache

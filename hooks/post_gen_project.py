@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 # The same names as DATA_FOLDERS in settings.py (a template test keeps them equal).
-DATA_FOLDERS = ("queue", "control", "processed", "results")
+DATA_FOLDERS = ("queue", "control", "processed", "quarantine", "results")
 
 project = Path.cwd()
 env_file = project / ".env"

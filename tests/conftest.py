@@ -32,11 +32,13 @@ def run(command, cwd, timeout=600, check=True, **extra_env):
     return done
 
 
-def run_generated_checks(project):
+def run_generated_checks(project, *pytest_args):
     """The rendered project's own linter and test suite, in its folder."""
     run([BIN / "ruff", "check", "."], project)
     run([BIN / "ruff", "format", "--check", "."], project)
-    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project)
+    return run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args], project
+    )
 
 
 @pytest.fixture(scope="session")

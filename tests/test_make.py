@@ -64,8 +64,8 @@ def test_lint_and_test_pass(project):
 def test_check_reports_the_development_folders(project):
     out = run(["make", "check"], project).stdout
     assert "environment: development" in out
-    assert "broker:  filesystem://localhost// ok" in out
-    assert f"backend: {(project / '.celery' / 'results').as_uri()} ok" in out
+    assert "broker:  devfs:// ok" in out
+    assert f"backend: devfile://{project / '.celery' / 'results'} ok" in out
 
 
 def test_an_unknown_environment_stops_a_make_target_with_one_line(project):

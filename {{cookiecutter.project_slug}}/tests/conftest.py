@@ -65,13 +65,21 @@ def production_env():
     return env
 
 
-@pytest.fixture(scope="session", params=settings.ENVIRONMENTS)
+# The development broker, kombu's own filesystem broker (one .env line away), and production.
+SETUPS = {
+    "development": {"CELERY_ENV": "development", "CELERY_DEV_BROKER": "devfs"},
+    "development-kombu": {"CELERY_ENV": "development", "CELERY_DEV_BROKER": "filesystem"},
+    "production": {"CELERY_ENV": "production"},
+}
+
+
+@pytest.fixture(scope="session", params=list(SETUPS))
 def celery_app(request, tmp_path_factory):
-    """A client app and a worker subprocess, both in the environment of the param."""
+    """A client app and a worker subprocess, both in the setup of the param."""
     folder = tmp_path_factory.mktemp(request.param)
     env = {
         **os.environ,
-        "CELERY_ENV": request.param,
+        **SETUPS[request.param],
         "CELERY_DATA_DIR": str(folder / "data"),
         "CELERY_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
     }

@@ -19,22 +19,64 @@ PRODUCTION = {
 }
 
 
-def test_development_keeps_everything_in_absolute_folders(tmp_path):
-    config = settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path)})
+@pytest.mark.parametrize(
+    ("dev_broker", "broker_url", "backend_scheme"),
+    [("devfs", "devfs://", "devfile://"), ("filesystem", "filesystem://localhost//", "file://")],
+)
+def test_development_keeps_everything_in_absolute_folders(
+    tmp_path, dev_broker, broker_url, backend_scheme
+):
+    env = {"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path)}
+    config = settings.load({**env, "CELERY_DEV_BROKER": dev_broker})
     options = config["broker_transport_options"]
-    assert config["broker_url"].startswith("filesystem://")
+    assert config["broker_url"] == broker_url
     assert options["data_folder_in"] == options["data_folder_out"] == str(tmp_path / "queue")
     assert options["control_folder"] == str(tmp_path / "control")
     assert options["processed_folder"] == str(tmp_path / "processed")
-    assert config["result_backend"] == (tmp_path / "results").as_uri()
+    assert options["quarantine_folder"] == str(tmp_path / "quarantine")
+    assert config["result_backend"] == backend_scheme + str(tmp_path / "results")
     for name in settings.DATA_FOLDERS:
         assert (tmp_path / name).is_dir()
         assert (tmp_path / name).stat().st_mode & 0o077 == 0  # owner only
 
 
-def test_development_is_the_default(tmp_path):
-    config = settings.load({"CELERY_ENV": "", "CELERY_DATA_DIR": str(tmp_path)})
-    assert config["broker_url"].startswith("filesystem://")
+def test_development_uses_the_dev_broker_by_default(tmp_path):
+    config = settings.load(
+        {"CELERY_ENV": "", "CELERY_DEV_BROKER": "", "CELERY_DATA_DIR": str(tmp_path)}
+    )
+    assert config["broker_url"] == "devfs://"
+
+
+def test_an_unknown_dev_broker_names_the_value_and_the_choices(tmp_path):
+    with pytest.raises(
+        settings.SettingsError, match="CELERY_DEV_BROKER='redis'.*devfs, filesystem"
+    ):
+        settings.load({"CELERY_ENV": "development", "CELERY_DEV_BROKER": "redis"})
+
+
+@pytest.mark.parametrize("dev_broker", settings.DEV_BROKERS)
+def test_the_development_app_uses_the_files_it_names(tmp_path, dev_broker):
+    env = {
+        "CELERY_ENV": "development",
+        "CELERY_DEV_BROKER": dev_broker,
+        "CELERY_DATA_DIR": str(tmp_path),
+    }
+    app = create_app(settings.load(env))
+    assert type(app.backend).__module__.endswith(
+        ".devbackend" if dev_broker == "devfs" else ".filesystem"
+    )
+    assert app.backend.path.decode() == str(tmp_path / "results")
+    with app.connection_for_write() as connection:
+        expected = ".devbroker" if dev_broker == "devfs" else "kombu.transport.filesystem"
+        assert type(connection.transport).__module__.endswith(expected)
+
+
+def test_production_never_reaches_the_development_transport():
+    app = create_app(settings.load(PRODUCTION))
+    assert app.conf.broker_transport is None  # an explicit transport would beat the URL
+    with app.connection_for_write() as connection:
+        assert type(connection.transport).__module__ == "kombu.transport.pyamqp"
+    assert type(app.backend).__module__ == "celery.backends.redis"
 
 
 def test_a_relative_data_dir_starts_at_the_project_root(tmp_path, monkeypatch):
@@ -93,8 +135,8 @@ def test_production_urls_in_the_environment_never_reach_development(tmp_path, mo
     monkeypatch.setenv("CELERY_RESULT_BACKEND", PRODUCTION["CELERY_RESULT_BACKEND"])
     env = {"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path)}
     app = create_app(settings.load(env))
-    assert app.conf.broker_url.startswith("filesystem://")
-    assert app.conf.result_backend == (tmp_path / "results").as_uri()
+    assert app.conf.broker_url == "devfs://"
+    assert app.conf.result_backend == "devfile://" + str(tmp_path / "results")
 
 
 @pytest.mark.parametrize(

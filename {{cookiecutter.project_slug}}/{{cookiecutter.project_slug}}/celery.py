@@ -3,14 +3,21 @@
 import os
 
 from celery import Celery, signals
+from celery.app.backends import BACKEND_ALIASES
+from kombu.transport import TRANSPORT_ALIASES
 
 from . import servers, settings
+
+# URL schemes of the development broker and backend: devfs:// and devfile://.
+# Only development settings use them, so no production URL can reach them.
+TRANSPORT_ALIASES["devfs"] = f"{__package__}.devbroker:Transport"
+BACKEND_ALIASES["devfile"] = f"{__package__}.devbackend:Backend"
 
 
 def create_app(config):
     """A Celery app with the project's tasks and the given configuration."""
     app = Celery(__package__, include=[f"{__package__}.tasks"])
-    if config["broker_url"].startswith("filesystem"):
+    if settings.uses_files(config):
         # Celery lets these variables win over the configuration: the
         # production URLs exported from .env must not turn development into production.
         for variable in (

@@ -11,7 +11,7 @@ def main():
     found = servers.servers(app)
     for name, url, why in found:
         print(f"{name + ':':9}{url} " + (f"unreachable ({why}); {servers.FIX}" if why else "ok"))
-    if app.conf.broker_url.startswith("filesystem"):
+    if settings.uses_files(app.conf):
         print(f"{'data:':9}{settings.data_dir(env)}")
     sys.exit(1 if any(why for _, _, why in found) else 0)
 

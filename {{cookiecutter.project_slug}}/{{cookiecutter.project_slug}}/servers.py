@@ -52,11 +52,16 @@ def backend_problem(app):
     return None
 
 
+def masked(url):
+    """The URL with its password replaced by **."""
+    return maybe_sanitize_url(url) if "@" in url else url
+
+
 def servers(app):
     """(name, URL with the password masked, problem or None) of the broker and the backend."""
     return [
-        ("broker", maybe_sanitize_url(app.conf.broker_url), broker_problem(app)),
-        ("backend", maybe_sanitize_url(app.conf.result_backend), backend_problem(app)),
+        ("broker", masked(app.conf.broker_url), broker_problem(app)),
+        ("backend", masked(app.conf.result_backend), backend_problem(app)),
     ]
 
 

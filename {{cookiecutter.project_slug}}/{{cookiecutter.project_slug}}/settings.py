@@ -18,7 +18,10 @@ from dotenv import dotenv_values
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("development", "production")
 # Folders of the development broker and backend, under CELERY_DATA_DIR.
-DATA_FOLDERS = ("queue", "control", "processed", "results")
+DATA_FOLDERS = ("queue", "control", "processed", "quarantine", "results")
+# CELERY_DEV_BROKER: our safe and quick file broker and backend (devbroker.py,
+# devbackend.py), or kombu's and Celery's own, unchanged.
+DEV_BROKERS = ("devfs", "filesystem")
 
 
 class SettingsError(SystemExit):
@@ -98,13 +101,26 @@ def common(env):
 
 
 def development(env):
-    """Plain files: kombu's filesystem broker and Celery's file result backend."""
+    """Plain files: messages in the queue folder, results in the results folder."""
+    broker = env.get("CELERY_DEV_BROKER") or "devfs"
+    if broker not in DEV_BROKERS:
+        raise SettingsError(
+            f"CELERY_DEV_BROKER={broker!r} is not a known broker; "
+            f"set it to one of {', '.join(DEV_BROKERS)} in .env"
+        )
     folders = data_folders(env)
     for folder in folders.values():
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return {
+    if broker == "devfs":
+        # devbroker.py and devbackend.py; celery.py registers these schemes.
+        broker_url = "devfs://"
+        result_backend = "devfile://" + folders["results"].as_uri().removeprefix("file://")
+    else:
         # A hostname keeps kombu from warning "No hostname was supplied" at every connection.
-        "broker_url": "filesystem://localhost//",
+        broker_url = "filesystem://localhost//"
+        result_backend = folders["results"].as_uri()
+    return {
+        "broker_url": broker_url,
         # Absolute paths: kombu's defaults are relative to the current directory,
         # so a worker started elsewhere would silently use other folders.
         "broker_transport_options": {
@@ -115,9 +131,16 @@ def development(env):
             "control_folder": str(folders["control"]),
             "processed_folder": str(folders["processed"]),
             "store_processed": False,
+            # devfs: where damaged message files go (kombu's own ignores this).
+            "quarantine_folder": str(folders["quarantine"]),
         },
-        "result_backend": folders["results"].as_uri(),
+        "result_backend": result_backend,
     }
+
+
+def uses_files(config):
+    """True for the development brokers, whose URLs Celery's variables must not override."""
+    return config["broker_url"].partition(":")[0] in DEV_BROKERS
 
 
 def production(env):

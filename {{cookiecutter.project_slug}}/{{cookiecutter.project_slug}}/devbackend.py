@@ -1,0 +1,115 @@
+"""The development result backend: Celery's file backend, made safe and quick.
+
+Same files as Celery's `file://` backend, with these changes:
+
+- A result file is written under a temporary name, then renamed: a reader
+  never sees it empty or half-written (a finished task would look PENDING).
+- Chord parts are counted in a locked counter file, so a chord's body starts
+  as soon as its last part ends, instead of `celery.chord_unlock` polling
+  every second. (Windows has no flock: chords fall back to chord_unlock there.)
+- `result.get()` returns as soon as the result file appears (inotify on
+  Linux; elsewhere it looks every few milliseconds instead of every 0.5 s).
+- A chord counts its parts without reading the whole group at each part, so
+  a chord with a large header finishes in linear, not quadratic, time.
+"""
+
+import os
+import time
+import uuid
+
+from celery import states
+from celery.backends.filesystem import FilesystemBackend
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from kombu.utils.encoding import ensure_bytes
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+from .devbroker import Inotify
+
+POLL = 0.005  # seconds between looks while waiting for results, without inotify
+
+
+class Backend(FilesystemBackend):
+    # Read by KeyValueStoreBackend.__init__, so it must be a class attribute.
+    implements_incr = fcntl is not None
+
+    def _find_path(self, url):
+        # devfile:///path/to/results, as Celery's file:///path/to/results
+        return super()._find_path(url.replace("devfile://", "file://", 1))
+
+    def set(self, key, value):
+        target = self._filename(key)
+        temporary = self.sep.join((self.path, f".tmp-{uuid.uuid4().hex}".encode()))
+        with open(temporary, "wb") as file:
+            file.write(ensure_bytes(value))
+        os.replace(temporary, target)
+
+    def delete(self, key):
+        try:
+            super().delete(key)
+        except FileNotFoundError:
+            pass  # already gone: deleting twice is fine
+
+    def incr(self, key):
+        """Add one to a counter file, under a lock on the file itself."""
+        fd = os.open(self._filename(key), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            value = int(os.read(fd, 64) or 0) + 1
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.ftruncate(fd, 0)
+            os.write(fd, str(value).encode())
+            return value
+        finally:
+            os.close(fd)  # also releases the lock
+
+    def set_chord_size(self, group_id, chord_size):
+        # Celery calls this just before it sends a chord's last header task.
+        self.set(self.get_key_for_group(group_id, ".size"), str(chord_size))
+
+    def on_chord_part_return(self, request, state, result, **kwargs):
+        # Celery's own version reads the whole group back at every part: with a
+        # large header that is quadratic. Count the parts here, and let it do
+        # its work only for the last one, or while the size is not known yet.
+        size_key = self.get_key_for_group(request.group or "", ".size")
+        size = self.implements_incr and request.group and self.get(size_key)
+        if not size:
+            return super().on_chord_part_return(request, state, result, **kwargs)
+        key = self.get_key_for_chord(request.group)
+        if self.incr(key) < int(size):
+            return None
+        self.set(key, str(int(size) - 1))  # the call below counts the last part again
+        try:
+            return super().on_chord_part_return(request, state, result, **kwargs)
+        finally:
+            self.delete(size_key)
+
+    def wait_for(self, task_id, timeout=None, interval=0.5, no_ack=True, on_interval=None):
+        watch = self._results_watch()
+        if not watch:
+            return super().wait_for(task_id, timeout, min(interval, POLL), no_ack, on_interval)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            meta = self.get_task_meta(task_id)
+            if meta["status"] in states.READY_STATES:
+                return meta
+            if on_interval:
+                on_interval()
+            left = interval if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise CeleryTimeoutError("The operation timed out.")
+            # Short slices: another thread waiting on the same watch may take our event.
+            watch.wait(min(left, interval, 0.1))
+
+    def _results_watch(self):
+        """One inotify watch on the results folder per process (closing one costs ms)."""
+        if getattr(self, "_watch_pid", None) != os.getpid():
+            self._watch = Inotify.watching(self.path)
+            self._watch_pid = os.getpid()
+        return self._watch
+
+    def get_many(self, task_ids, timeout=None, interval=0.5, **kwargs):
+        return super().get_many(task_ids, timeout, min(interval, POLL), **kwargs)
