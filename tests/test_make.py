@@ -66,6 +66,7 @@ def test_check_reports_the_development_folders(project):
     assert "environment: development" in out
     assert "broker:  devfs:// ok" in out
     assert f"backend: devfile://{project / '.celery' / 'results'} ok" in out
+    assert re.search(rf"data:    {project / '.celery'} \(\d+ files, [\d.]+ KiB\)", out)
 
 
 def test_an_unknown_environment_stops_a_make_target_with_one_line(project):

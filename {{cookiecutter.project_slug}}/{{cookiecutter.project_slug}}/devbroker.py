@@ -22,12 +22,12 @@ each for a problem measured on kombu 5.7.0:
 
 import ctypes
 import ctypes.util
-import errno
 import functools
 import json
 import logging
 import os
 import select
+import socket
 import time
 import uuid
 from collections import deque
@@ -39,9 +39,9 @@ from kombu.transport import filesystem, virtual
 from kombu.utils.objects import cached_property
 
 logger = logging.getLogger(__name__)
+HOST = socket.gethostname().replace("~", "-")  # with the PID, names a claim's owner
 POLL = 0.1  # seconds between looks at the folder where there is no inotify
 RELIST = 1.0  # with inotify: look anyway this often, in case an event was missed
-BUSY = 0.001  # seconds between looks while every prefetch place is taken
 
 
 class Channel(filesystem.Channel):
@@ -49,6 +49,8 @@ class Channel(filesystem.Channel):
         super().__init__(*args, **kwargs)
         self._pending = {}  # queue name -> deque of file names, oldest first
         self._auto_delete = set()  # queues to unbind when this channel closes
+        self._no_ack_queues = set()  # consumed without acknowledgements
+        self._claimed = {}  # delivery tag -> (claimed file, its name in the queue)
         for folder in (self.data_folder_in, self.control_folder, self.quarantine_folder):
             Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)
 
@@ -72,21 +74,49 @@ class Channel(filesystem.Channel):
             pending = self._pending[queue] = deque(self._names(queue))
         while pending:
             name = pending.popleft()
-            claimed = os.path.join(self.data_folder_in, f".{name}.{os.getpid()}.claimed")
+            claimed = os.path.join(self.data_folder_in, f".{name}~{HOST}~{os.getpid()}.claimed")
             try:
                 os.rename(os.path.join(self.data_folder_in, name), claimed)
             except OSError:
                 continue  # another worker took it first
             message = self._read(claimed, name)
-            if message is not None and not _expired_broadcast(message):
-                return message
+            if message is None:
+                continue  # damaged: quarantined
+            if _expired_broadcast(message):
+                os.remove(claimed)
+                continue
+            # The file stays, claimed by this process, until the message is
+            # acknowledged: if the process dies first, the message goes back.
+            self._claimed[message["properties"]["delivery_tag"]] = (claimed, name)
+            if queue in self._no_ack_queues:
+                self._settle(message["properties"]["delivery_tag"])
+            return message
         raise virtual.Empty()
 
     def _names(self, queue):
-        """The queue's message files, oldest first (a dot-name is never one)."""
+        """The queue's message files, oldest first, after taking back those of dead workers."""
         wanted = f"{queue}.msg"
-        names = os.listdir(self.data_folder_in)
-        return sorted(name for name in names if name.partition(".")[2] == wanted)
+        names = []
+        for name in os.listdir(self.data_folder_in):
+            if name.endswith(".claimed"):
+                name = self._take_back(name)
+            if name and name.partition(".")[2] == wanted:  # a dot-name is never a message
+                names.append(name)
+        return sorted(names)
+
+    def _take_back(self, claimed):
+        """Put a message claimed by a dead process of this machine back in its queue."""
+        name, host, pid = claimed[1 : -len(".claimed")].rsplit("~", 2)
+        if host != HOST or _alive(int(pid)):
+            return None
+        try:
+            os.rename(
+                os.path.join(self.data_folder_in, claimed), os.path.join(self.data_folder_in, name)
+            )
+        except OSError:
+            return None  # another worker took it back first
+        logger.warning("Message %s of dead process %s put back in its queue", name, pid)
+        return name
 
     def _read(self, claimed, name):
         """The message in a claimed file, or None when it was damaged (quarantined)."""
@@ -101,12 +131,47 @@ class Channel(filesystem.Channel):
             os.replace(claimed, target)
             logger.error("Damaged message file (%s) moved to %s", exc, target)
             return None
+        return message
+
+    def _settle(self, delivery_tag):
+        """The message is acknowledged: delete its file (or keep it in processed/)."""
+        claimed, name = self._claimed.pop(delivery_tag, (None, None))
+        if claimed is None:
+            return
         if self.store_processed:
             Path(self.processed_folder).mkdir(mode=0o700, parents=True, exist_ok=True)
             os.replace(claimed, os.path.join(self.processed_folder, name))
         else:
             os.remove(claimed)
+
+    def basic_consume(self, queue, no_ack, *args, **kwargs):
+        if no_ack:  # remote-control replies and broadcasts: nothing will acknowledge them
+            self._no_ack_queues.add(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def basic_get(self, queue, no_ack=False, **kwargs):
+        message = super().basic_get(queue, no_ack, **kwargs)
+        if message is not None and no_ack:
+            self._settle(message.delivery_tag)
         return message
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        super().basic_ack(delivery_tag, multiple)
+        self._settle(delivery_tag)
+        self.connection.acknowledged()
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        super().basic_reject(delivery_tag, requeue)  # requeue: _restore puts the file back
+        self._settle(delivery_tag)
+        self.connection.acknowledged()
+
+    def _restore(self, message):
+        """Put an unacknowledged message back where it was in its queue."""
+        claimed, name = self._claimed.pop(message.delivery_tag, (None, None))
+        if claimed is None:
+            return super()._restore(message)  # not ours: publish it again
+        os.rename(claimed, os.path.join(self.data_folder_in, name))
+        return None
 
     def _purge(self, queue):
         self._pending.pop(queue, None)
@@ -163,6 +228,16 @@ class Channel(filesystem.Channel):
         super().close()
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 def _expired_broadcast(message):
     """A remote-control broadcast whose sender stopped waiting for replies."""
     exchange = message.get("properties", {}).get("delivery_info", {}).get("exchange", "")
@@ -181,7 +256,9 @@ class Transport(filesystem.Transport):
         super().__init__(client, **kwargs)
         control = os.path.abspath(client.transport_options.get("control_folder", "control"))
         self.state = self.states.setdefault(control, virtual.BrokerState())
-        self._watch = None  # made by the first drain_events: producers need none
+        # Made by the first drain_events (producers need none): an inotify watch
+        # on the queue folder, and a pipe written to at each acknowledgement.
+        self._watch = self._acked = None
 
     @property
     def default_connection_params(self):
@@ -204,19 +281,40 @@ class Transport(filesystem.Transport):
             if self._watch is None:
                 folder = self.client.transport_options.get("data_folder_in", ".")
                 self._watch = Inotify.watching(folder) or False
-            if not all(channel.qos.can_consume() for channel in self.channels):
-                # Prefetch is full: the pool frees a place, not a new file.
-                time.sleep(min(left, BUSY))
-            elif self._watch:
-                self._watch.wait(min(left, RELIST))
-            else:
-                time.sleep(min(left, self.polling_interval))
+                self._acked = os.pipe()
+                for fd in self._acked:
+                    os.set_blocking(fd, False)
+            # Sleep until a file arrives (inotify), a task is acknowledged (a
+            # prefetch place frees up), or the worker starts to stop.
+            wakers = [self._acked[0]] + ([self._watch.fd] if self._watch else [])
+            ready = select.select(
+                [*wakers, _wake_read], [], [], min(left, RELIST if self._watch else POLL)
+            )[0]
+            for fd in set(ready) & set(wakers):
+                _drain(fd)
+
+    def acknowledged(self):
+        """Wake drain_events: a prefetch place may be free (called from the pool's thread too)."""
+        try:
+            if self._acked:
+                os.write(self._acked[1], b".")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full (the waiter wakes up already) or closed
 
     def close_connection(self, connection):
         super().close_connection(connection)
-        if self._watch:
-            self._watch.close()
-        self._watch = None
+        for fd in [*(self._acked or ()), *([self._watch.fd] if self._watch else [])]:
+            os.close(fd)
+        self._watch = self._acked = None
+
+
+def _drain(fd):
+    """Read all there is from a non-blocking fd: what woke us does not matter."""
+    try:
+        while os.read(fd, 65536):
+            pass
+    except BlockingIOError:
+        pass
 
 
 def _stopping():
@@ -267,14 +365,6 @@ class Inotify:
         return cls(fd)
 
     def wait(self, seconds):
-        """Return when a file arrives, the worker is stopping, or after `seconds`."""
-        if self.fd in select.select([self.fd, _wake_read], [], [], seconds)[0]:
-            try:
-                while os.read(self.fd, 65536):  # drain the events; which file does not matter
-                    pass
-            except OSError as exc:
-                if exc.errno != errno.EAGAIN:
-                    raise
-
-    def close(self):
-        os.close(self.fd)
+        """Return when a file arrives, or after `seconds`."""
+        if select.select([self.fd], [], [], seconds)[0]:
+            _drain(self.fd)

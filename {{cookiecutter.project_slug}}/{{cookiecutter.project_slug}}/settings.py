@@ -73,6 +73,20 @@ def load(environ=None):
     )
 
 
+# Acknowledge a message once its task has run, one message at a time: a
+# worker that dies mid-task leaves the task to another worker, and a long task
+# does not hold others back in a prefetch buffer. Tasks must then be safe to run
+# twice. Production and the development broker; not kombu's own filesystem
+# broker, which polls once a second: one message at a time would crawl there.
+LATE_ACKS = {
+    "task_acks_late": True,
+    "worker_prefetch_multiplier": 1,
+    # A task still running when the broker connection is lost is delivered
+    # again; cancel the first run rather than run it twice.
+    "worker_cancel_long_running_tasks_on_connection_loss": True,
+}
+
+
 def common(env):
     """Settings of both environments."""
     return {
@@ -115,11 +129,14 @@ def development(env):
         # devbroker.py and devbackend.py; celery.py registers these schemes.
         broker_url = "devfs://"
         result_backend = "devfile://" + folders["results"].as_uri().removeprefix("file://")
+        delivery = LATE_ACKS
     else:
         # A hostname keeps kombu from warning "No hostname was supplied" at every connection.
         broker_url = "filesystem://localhost//"
         result_backend = folders["results"].as_uri()
+        delivery = {}
     return {
+        **delivery,
         "broker_url": broker_url,
         # Absolute paths: kombu's defaults are relative to the current directory,
         # so a worker started elsewhere would silently use other folders.
@@ -154,16 +171,7 @@ def production(env):
     return {
         "broker_url": env["CELERY_BROKER_URL"],
         "result_backend": env["CELERY_RESULT_BACKEND"],
-        # Acknowledge a message once its task has run, one message at a time:
-        # a worker that dies mid-task leaves the task to another worker, and a
-        # long task does not hold others back in its prefetch buffer. Tasks must
-        # then be safe to run twice. (Not in development: kombu's filesystem
-        # broker polls once a second, so one message at a time would crawl.)
-        "task_acks_late": True,
-        "worker_prefetch_multiplier": 1,
-        # With late acks, a task still running when the broker connection is
-        # lost is delivered again; cancel the first run rather than run it twice.
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        **LATE_ACKS,
         # Give up on a server that does not answer within seconds, instead of hanging.
         "broker_connection_timeout": 5,
         "redis_socket_connect_timeout": 5,
