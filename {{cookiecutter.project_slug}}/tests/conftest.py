@@ -73,19 +73,31 @@ SETUPS = {
 }
 
 
-@pytest.fixture(scope="session", params=list(SETUPS))
-def celery_app(request, tmp_path_factory):
-    """A client app and a worker subprocess, both in the setup of the param."""
-    folder = tmp_path_factory.mktemp(request.param)
+def setup_env(setup, folder):
+    """The environment and a client app of a setup, on a data folder and a queue of its own."""
     env = {
         **os.environ,
-        **SETUPS[request.param],
+        **SETUPS[setup],
         "CELERY_DATA_DIR": str(folder / "data"),
         "CELERY_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
     }
     app = create_app(settings.load(env))
-    if request.param == "production":
+    if setup == "production":
         require_servers(app)
+    return env, app
+
+
+@pytest.fixture
+def setup_for(tmp_path):
+    """setup_for(name) -> (environment, app): see setup_env."""
+    return lambda setup: setup_env(setup, tmp_path)
+
+
+@pytest.fixture(scope="session", params=list(SETUPS))
+def celery_app(request, tmp_path_factory):
+    """A client app and a worker subprocess, both in the setup of the param."""
+    folder = tmp_path_factory.mktemp(request.param)
+    env, app = setup_env(request.param, folder)
     log_file = folder / "worker.log"
     worker = start_worker(env, log_file)
     app.set_current()  # shared tasks such as tsum now send through this app

@@ -9,12 +9,10 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 from celery.result import AsyncResult
 
-from conftest import SETUPS, require_servers
 from {{ cookiecutter.project_slug }} import settings
 from {{ cookiecutter.project_slug }}.celery import create_app
 
@@ -54,16 +52,8 @@ def wait_until(condition, timeout, what):
 
 
 @pytest.mark.parametrize("setup", ["development", "production"])
-def test_tasks_of_a_killed_worker_run_again_on_the_next_one(setup, tmp_path):
-    env = {
-        **os.environ,
-        **SETUPS[setup],
-        "CELERY_DATA_DIR": str(tmp_path / "data"),
-        "CELERY_QUEUE": f"test-{uuid.uuid4().hex[:8]}",
-    }
-    app = create_app(settings.load(env))
-    if setup == "production":
-        require_servers(app)
+def test_tasks_of_a_killed_worker_run_again_on_the_next_one(setup, setup_for, tmp_path):
+    env, app = setup_for(setup)
     log = open(tmp_path / "worker.log", "w")
     worker = start_worker(env, log)
     try:

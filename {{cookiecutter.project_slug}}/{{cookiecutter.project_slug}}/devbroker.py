@@ -229,6 +229,8 @@ class Channel(filesystem.Channel):
 
 
 def _alive(pid):
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) sends Ctrl-C on Windows: never take claims back there
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
