@@ -1,15 +1,20 @@
 """Drive the rendered project's Makefile as a newcomer would, from a fresh folder."""
 
+import os
 import re
+import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import run
+from conftest import clean_env, run
 
 pytestmark = pytest.mark.slow
 TARGETS = [
+    "status",
+    "beat",
+    "flower",
     "help",
     "install",
     "worker",
@@ -91,6 +96,89 @@ def test_purge_drops_queued_messages(project):
     assert len(list((project / ".celery" / "queue").glob("*.msg"))) == 3
     assert "Purged 3 messages" in run(["make", "purge"], project).stdout
     assert list((project / ".celery" / "queue").glob("*.msg")) == []
+
+
+def start_make(project, target):
+    return subprocess.Popen(
+        ["make", target],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def stop_make(process):
+    """Ctrl-C, as a user would; returns all it printed."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.communicate()[0]
+
+
+def tsum(project, numbers):
+    code = f"from make_me.tasks import tsum; print(tsum.delay({numbers}).get(timeout=30))"
+    return run([project / ".venv/bin/python", "-c", code], project).stdout.strip()
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.2)
+
+
+def test_status_without_a_worker_says_how_to_start_one(project):
+    run(["make", "install"], project)  # so that only the target's own output is left
+    done = run(["make", "status"], project, check=False)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("make")]
+    assert errors == ["No worker answered within 1 s; start one with `make worker`."]
+
+
+def test_worker_reloads_on_code_changes_but_not_on_data(project):
+    tasks = project / "make_me" / "tasks.py"
+    source = tasks.read_text()
+    worker = start_make(project, "worker")
+    try:
+        assert tsum(project, [1, 2]) == "3"
+        assert ": up, 0 task(s) running" in run(["make", "status"], project).stdout
+        tasks.write_text(source.replace("return sum(numbers)", "return sum(numbers) + 100"))
+        edited = time.monotonic()
+        wait_for(lambda: tsum(project, [1, 2]) == "103", 30, "reload")
+        print(f"new code answered {time.monotonic() - edited:.1f} s after the edit")
+        for n in range(20):  # what the broker and backend do all day: no restart
+            (project / ".celery" / "results" / f"scratch-{n}.py").write_text("x = 1\n")
+        (project / ".celery" / "scratch.py").write_text("x = 1\n")
+        time.sleep(3)
+        assert tsum(project, [1, 2]) == "103"
+    finally:
+        tasks.write_text(source)
+        output = stop_make(worker)
+    assert output.count(" ready.") == 2, output  # started, then reloaded once
+
+
+def test_beat_keeps_its_files_in_the_data_folder(project):
+    beat = start_make(project, "beat")
+    try:
+        wait_for(lambda: (project / ".celery" / "beat.pid").exists(), 30, "beat pid file")
+        assert list((project / ".celery").glob("beat-schedule*"))
+    finally:
+        output = stop_make(beat)
+    assert "beat: Starting..." in output
+    assert not (project / ".celery" / "beat.pid").exists()  # removed at exit
+
+
+def test_flower_in_development_says_why_not(project):
+    run(["make", "install"], project)  # so that only the target's own output is left
+    done = run(["make", "flower"], project, check=False)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("make")]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: Flower is for production")
 
 
 def test_clean_removes_the_data_and_the_project_still_works(project):

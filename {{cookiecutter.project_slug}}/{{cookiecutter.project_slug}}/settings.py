@@ -108,6 +108,15 @@ def common(env):
         # @shared_task(time_limit=..., soft_time_limit=...).
         "task_soft_time_limit": 300,
         "task_time_limit": 360,
+        # Periodic tasks, run by `make beat`. An example, to change or delete:
+        # it adds 1 and 2 every minute. Nothing runs unless celery beat does.
+        "beat_schedule": {
+            "example-tsum-every-minute": {
+                "task": f"{__package__}.tasks.tsum",
+                "schedule": 60.0,
+                "args": ([1, 2],),
+            },
+        },
         # Results are read once; drop them after a day (Redis keys expire, beat's
         # celery.backend_cleanup removes result files).
         "result_expires": 24 * 3600,
@@ -182,7 +191,3 @@ def production(env):
         "result_backend_max_retries": 10,
     }
 
-
-if __name__ == "__main__":
-    # `make clean` asks for the data folder this way.
-    print(data_dir(read_environment()))
