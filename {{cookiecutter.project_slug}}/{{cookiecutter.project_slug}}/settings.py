@@ -190,4 +190,3 @@ def production(env):
         "result_backend_always_retry": True,
         "result_backend_max_retries": 10,
     }
-

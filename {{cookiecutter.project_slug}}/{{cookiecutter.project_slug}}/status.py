@@ -2,12 +2,12 @@
 
 import sys
 
-from . import app
+from . import app as default_app
 
 TIMEOUT = 1.0  # seconds to wait for replies
 
 
-def main():
+def main(app=default_app):
     inspect = app.control.inspect(timeout=TIMEOUT)
     replies = inspect.ping()
     if not replies:
