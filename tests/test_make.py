@@ -61,6 +61,7 @@ def test_demo_from_a_fresh_folder_prints_10_and_leaves_nothing_running(project):
 
 
 def test_lint_and_test_pass(project):
+    # The whole suite, stress tests included: the only place the template runs those.
     run(["make", "lint"], project)
     assert " passed" in run(["make", "test"], project).stdout
     assert processes_of(project) == []
@@ -166,7 +167,7 @@ def test_beat_keeps_its_files_in_the_data_folder(project):
     beat = start_make(project, "beat")
     try:
         wait_for(lambda: (project / ".celery" / "beat.pid").exists(), 30, "beat pid file")
-        assert list((project / ".celery").glob("beat-schedule*"))
+        wait_for(lambda: list((project / ".celery").glob("beat-schedule*")), 30, "schedule file")
     finally:
         output = stop_make(beat)
     assert "beat: Starting..." in output

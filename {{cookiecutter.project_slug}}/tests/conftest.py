@@ -6,6 +6,7 @@ or fail when CI=true (CI starts the servers).
 """
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,23 +19,37 @@ from {{ cookiecutter.project_slug }} import servers, settings
 from {{ cookiecutter.project_slug }}.celery import create_app
 
 
-def start_worker(env, log_file):
+def start(args, env, log=None):
+    """`python <args>` in the project root, in a process group of its own."""
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            default_app.main,
-            "worker",
-            "--pool=prefork",
-            "--concurrency=2",
-            "--loglevel=INFO",
-            f"--logfile={log_file}",
-        ],
+        [sys.executable, *map(str, args)],
         cwd=settings.PROJECT_ROOT,
         env=env,
+        stdout=subprocess.PIPE if log is None else log,
+        stderr=None if log is None else subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # so that a kill reaches a worker's pool too
     )
+
+
+def stop(process):
+    """A warm shutdown, or SIGKILL to the whole group after 30 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture
+def spawn():
+    """spawn(args, env, log=None): start(...), and stop it when the test ends."""
+    started = []
+    yield lambda *args, **kwargs: started.append(start(*args, **kwargs)) or started[-1]
+    for process in started:
+        stop(process)
 
 
 def wait_until_ready(app, worker, log_file, timeout=60):
@@ -87,10 +102,20 @@ def setup_env(setup, folder):
     return env, app
 
 
+def delete_queue(env, app):
+    """Production tests use a queue of their own: remove it from RabbitMQ afterwards."""
+    if env["CELERY_ENV"] == "production":
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(env["CELERY_QUEUE"])
+
+
 @pytest.fixture
 def setup_for(tmp_path):
     """setup_for(name) -> (environment, app): see setup_env."""
-    return lambda setup: setup_env(setup, tmp_path)
+    made = []
+    yield lambda setup: made.append(setup_env(setup, tmp_path)) or made[-1]
+    for env, app in made:
+        delete_queue(env, app)
 
 
 @pytest.fixture(scope="session", params=list(SETUPS))
@@ -99,15 +124,13 @@ def celery_app(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     env, app = setup_env(request.param, folder)
     log_file = folder / "worker.log"
-    worker = start_worker(env, log_file)
+    command = ["-m", "celery", "-A", app.main, "worker", "--concurrency=2", "--loglevel=INFO"]
+    worker = start(command, env, log=open(log_file, "w"))
     app.set_current()  # shared tasks such as tsum now send through this app
     try:
         wait_until_ready(app, worker, log_file)
         yield app
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
-        if request.param == "production":
-            with app.connection_for_write() as connection:
-                connection.default_channel.queue_delete(env["CELERY_QUEUE"])
+        stop(worker)
+        delete_queue(env, app)
         default_app.set_current()

@@ -50,55 +50,32 @@ def environment(tmp_path, dev_broker):
     return env
 
 
-def start(code, env, *args, log=None):
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *map(str, args)],
-        cwd=settings.PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE if log is None else log,
-        stderr=subprocess.STDOUT if log is not None else None,
-        text=True,
-        start_new_session=True,  # so that a kill reaches the pool's processes too
-    )
-
-
-def stop(process):
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def run_stress(tmp_path, dev_broker):
+def run_stress(spawn, tmp_path, dev_broker):
     env = environment(tmp_path, dev_broker)
     logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
     workers = [
-        start(WORKER, env, f"--hostname=w{n}@%h", log=open(log, "w"))
+        spawn(["-c", WORKER, f"--hostname=w{n}@%h"], env, log=open(log, "w"))
         for n, log in enumerate(logs, 1)
     ]
-    producers = [start(PRODUCER, env, n * TASKS_EACH, TASKS_EACH) for n in range(PRODUCERS)]
+    producers = [spawn(["-c", PRODUCER, n * TASKS_EACH, TASKS_EACH], env) for n in range(PRODUCERS)]
     damaged = settings.data_folders(env)["queue"] / f"{time.time_ns():020d}_damaged.{PACKAGE}.msg"
-    try:
-        time.sleep(0.5)
-        damaged.write_bytes(b"")
-        deadline = time.monotonic() + 90
-        while any(p.poll() is None for p in producers) and time.monotonic() < deadline:
-            died = [w.returncode for w in workers if w.poll() is not None]
-            assert not died, f"a worker died (exit {died}): {logs[0].read_text()[-2000:]}"
-            time.sleep(0.2)
-        wrong = [int(p.communicate(timeout=5)[0] or -1) for p in producers]
-    finally:
-        for process in producers + workers:
-            stop(process)
+    time.sleep(0.5)
+    damaged.write_bytes(b"")
+    deadline = time.monotonic() + 90
+    while any(p.poll() is None for p in producers) and time.monotonic() < deadline:
+        died = [w.returncode for w in workers if w.poll() is not None]
+        assert not died, f"a worker died (exit {died}): {logs[0].read_text()[-2000:]}"
+        time.sleep(0.2)
+    wrong = [int(p.communicate(timeout=5)[0] or -1) for p in producers]
+    for worker in workers:  # stopped, so that their logs are complete
+        worker.terminate()
+        worker.wait(timeout=30)
     runs = Counter(m for log in logs for m in SUCCEEDED.findall(log.read_text()))
     return wrong, runs, damaged, settings.data_folders(env)["quarantine"], logs
 
 
-def test_thousands_of_tasks_run_exactly_once_and_a_damaged_file_is_quarantined(tmp_path):
-    wrong, runs, damaged, quarantine, logs = run_stress(tmp_path, "devfs")
+def test_thousands_of_tasks_run_exactly_once_and_a_damaged_file_is_quarantined(spawn, tmp_path):
+    wrong, runs, damaged, quarantine, logs = run_stress(spawn, tmp_path, "devfs")
     assert wrong == [0] * PRODUCERS  # every result came back, and right
     assert len(runs) == PRODUCERS * TASKS_EACH
     assert set(runs.values()) == {1}  # no task ran twice
@@ -112,8 +89,8 @@ def test_thousands_of_tasks_run_exactly_once_and_a_damaged_file_is_quarantined(t
     "the worker dies on an empty file and its messages are lost",
     strict=False,
 )
-def test_kombus_own_filesystem_broker_loses_messages_under_the_same_load(tmp_path):
-    wrong, runs, *_ = run_stress(tmp_path, "filesystem")
+def test_kombus_own_filesystem_broker_loses_messages_under_the_same_load(spawn, tmp_path):
+    wrong, runs, *_ = run_stress(spawn, tmp_path, "filesystem")
     assert wrong == [0] * PRODUCERS
     assert len(runs) == PRODUCERS * TASKS_EACH
 
@@ -138,36 +115,31 @@ def wait_for_nodes(env, names, timeout=30):
     pytest.fail(f"{names} did not all answer: {done.stdout}{done.stderr}")
 
 
-def test_remote_control_with_several_workers_started_at_once(tmp_path):
+def test_remote_control_with_several_workers_started_at_once(spawn, tmp_path):
     env = environment(tmp_path, "devfs")
     send = f"from {PACKAGE}.tasks import tsum; [tsum.delay([i]) for i in range(5)]"
     subprocess.run([sys.executable, "-c", send], cwd=settings.PROJECT_ROOT, env=env, check=True)
     assert "Purged 5 messages" in celery(env, "purge", "--force").stdout
     names = ["a", "b", "c"]
-    workers = [start(WORKER, env, f"--hostname={n}@%h", log=subprocess.DEVNULL) for n in names]
-    try:
-        wait_for_nodes(env, names)
-        assert "3 nodes online" in celery(env, "status").stdout
-        celery(env, "control", "shutdown")
-        for worker in workers:
-            assert worker.wait(timeout=30) == 0
-    finally:
-        for worker in workers:
-            stop(worker)
+    workers = [
+        spawn(["-c", WORKER, f"--hostname={n}@%h"], env, log=subprocess.DEVNULL) for n in names
+    ]
+    wait_for_nodes(env, names)
+    assert "3 nodes online" in celery(env, "status").stdout
+    celery(env, "control", "shutdown")
+    for worker in workers:
+        assert worker.wait(timeout=30) == 0
 
 
-def test_a_broadcast_sent_while_a_worker_was_down_is_not_replayed(tmp_path):
+def test_a_broadcast_sent_while_a_worker_was_down_is_not_replayed(spawn, tmp_path):
     env = environment(tmp_path, "devfs")
-    worker = start(WORKER, env, "--hostname=w@%h", log=subprocess.DEVNULL)
-    try:
-        wait_for_nodes(env, ["w"])
-        os.killpg(worker.pid, signal.SIGKILL)  # dies without unbinding its remote-control queue
-        worker.wait()
-        celery(env, "control", "shutdown")  # finds nobody, expires after 1 s
-        time.sleep(1.5)
-        worker = start(WORKER, env, "--hostname=w@%h", log=subprocess.DEVNULL)
-        wait_for_nodes(env, ["w"])
-        time.sleep(1)
-        assert worker.poll() is None, "the restarted worker obeyed the stale shutdown"
-    finally:
-        stop(worker)
+    worker = spawn(["-c", WORKER, "--hostname=w@%h"], env, log=subprocess.DEVNULL)
+    wait_for_nodes(env, ["w"])
+    os.killpg(worker.pid, signal.SIGKILL)  # dies without unbinding its remote-control queue
+    worker.wait()
+    celery(env, "control", "shutdown")  # finds nobody, expires after 1 s
+    time.sleep(1.5)
+    worker = spawn(["-c", WORKER, "--hostname=w@%h"], env, log=subprocess.DEVNULL)
+    wait_for_nodes(env, ["w"])
+    time.sleep(1)
+    assert worker.poll() is None, "the restarted worker obeyed the stale shutdown"

@@ -6,8 +6,6 @@ slow tasks run; a new worker then runs every task that had not finished.
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -32,17 +30,6 @@ app.worker_main(["worker", "--pool=prefork", "--concurrency=2", "--loglevel=INFO
 """
 
 
-def start_worker(env, log):
-    return subprocess.Popen(
-        [sys.executable, "-c", WORKER],
-        cwd=settings.PROJECT_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # one process group: SIGKILL reaches the pool too
-    )
-
-
 def wait_until(condition, timeout, what):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -52,29 +39,21 @@ def wait_until(condition, timeout, what):
 
 
 @pytest.mark.parametrize("setup", ["development", "production"])
-def test_tasks_of_a_killed_worker_run_again_on_the_next_one(setup, setup_for, tmp_path):
+def test_tasks_of_a_killed_worker_run_again_on_the_next_one(setup, setup_for, spawn, tmp_path):
     env, app = setup_for(setup)
     log = open(tmp_path / "worker.log", "w")
-    worker = start_worker(env, log)
-    try:
-        results = [app.send_task(SLOW_TASK, args=([i, 1], 1.0)) for i in range(6)]
-        wait_until(
-            lambda: sum(r.state == "STARTED" for r in results) == 2, 60, "two tasks to start"
-        )
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-        assert not any(r.ready() for r in results[:2])  # killed mid-task
-        worker = start_worker(env, log)
-        assert [r.get(timeout=60) for r in results] == [i + 1 for i in range(6)]
-    finally:
-        if worker.poll() is None:
-            worker.terminate()
-            worker.wait(timeout=60)
-        if setup == "production":
-            with app.connection_for_write() as connection:
-                connection.default_channel.queue_delete(env["CELERY_QUEUE"])
-    assert "put back in its queue" in (tmp_path / "worker.log").read_text() or setup == "production"
+    worker = spawn(["-c", WORKER], env, log=log)
+    results = [app.send_task(SLOW_TASK, args=([i, 1], 1.0)) for i in range(6)]
+    wait_until(lambda: sum(r.state == "STARTED" for r in results) == 2, 60, "two tasks to start")
+    os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool
+    worker.wait()
+    assert not any(r.ready() for r in results[:2])  # killed mid-task
+    worker = spawn(["-c", WORKER], env, log=log)
+    assert [r.get(timeout=60) for r in results] == [i + 1 for i in range(6)]
+    worker.terminate()
+    worker.wait(timeout=60)
     if setup == "development":
+        assert "put back in its queue" in (tmp_path / "worker.log").read_text()
         queue = settings.data_folders(env)["queue"]
         assert list(queue.iterdir()) == [], "files left in the queue folder"
         assert list(settings.data_folders(env)["quarantine"].iterdir()) == []
