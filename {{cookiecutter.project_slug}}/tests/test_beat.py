@@ -10,6 +10,7 @@ PACKAGE = settings.__package__
 # The project's app, with a schedule of half a second instead of a minute.
 SCHEDULE = {"test": {"task": f"{PACKAGE}.tasks.tsum", "schedule": 0.5, "args": ([20, 22],)}}
 BEAT = f"""
+import sys
 from {PACKAGE} import app
 app.conf.beat_schedule = {SCHEDULE!r}
 app.start(["beat", "--loglevel=INFO", "--schedule=" + sys.argv[1], "--pidfile=" + sys.argv[2]])
