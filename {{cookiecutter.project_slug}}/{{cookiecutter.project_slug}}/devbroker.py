@@ -47,7 +47,6 @@ RELIST = 1.0  # with inotify: look anyway this often, in case an event was misse
 class Channel(filesystem.Channel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._pending = {}  # queue name -> deque of file names, oldest first
         self._auto_delete = set()  # queues to unbind when this channel closes
         self._no_ack_queues = set()  # consumed without acknowledgements
         self._claimed = {}  # delivery tag -> (claimed file, its name in the queue)
@@ -69,9 +68,10 @@ class Channel(filesystem.Channel):
         os.replace(temporary, os.path.join(self.data_folder_out, name))
 
     def _get(self, queue):
-        pending = self._pending.get(queue)
-        if not pending:
-            pending = self._pending[queue] = deque(self._names(queue))
+        pending = self.connection.pending.get(queue)
+        if not pending and self.connection.folder_changed():
+            self._list()
+            pending = self.connection.pending.get(queue)
         while pending:
             name = pending.popleft()
             claimed = os.path.join(self.data_folder_in, f".{name}~{HOST}~{os.getpid()}.claimed")
@@ -93,16 +93,21 @@ class Channel(filesystem.Channel):
             return message
         raise virtual.Empty()
 
-    def _names(self, queue):
-        """The queue's message files, oldest first, after taking back those of dead workers."""
-        wanted = f"{queue}.msg"
-        names = []
+    def _list(self):
+        """One look at the folder: the message files of every queue, oldest first,
+        after taking back those of dead workers. A queue still busy with its
+        last batch keeps it."""
+        found = {}
         for name in os.listdir(self.data_folder_in):
             if name.endswith(".claimed"):
                 name = self._take_back(name)
-            if name and name.partition(".")[2] == wanted:  # a dot-name is never a message
-                names.append(name)
-        return sorted(names)
+            queue, _, suffix = (name or ".").partition(".")[2].rpartition(".")
+            if suffix == "msg":  # a dot-name is never a message
+                found.setdefault(queue, []).append(name)
+        pending = self.connection.pending
+        for queue, names in found.items():
+            if not pending.get(queue):
+                pending[queue] = deque(sorted(names))
 
     def _take_back(self, claimed):
         """Put a message claimed by a dead process of this machine back in its queue."""
@@ -174,7 +179,7 @@ class Channel(filesystem.Channel):
         return None
 
     def _purge(self, queue):
-        self._pending.pop(queue, None)
+        self.connection.pending.pop(queue, None)
         return super()._purge(queue)
 
     # Broadcast bindings -----------------------------------------------------
@@ -194,7 +199,7 @@ class Channel(filesystem.Channel):
         self._change_table(exchange, lambda rows: rows if row in rows else [row, *rows])
 
     def _delete(self, queue, exchange, routing_key, pattern, *args, **kwargs):
-        self._pending.pop(queue, None)
+        self.connection.pending.pop(queue, None)
         row = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
         self._change_table(exchange, lambda rows: [r for r in rows if r != row])
 
@@ -258,9 +263,15 @@ class Transport(filesystem.Transport):
         super().__init__(client, **kwargs)
         control = os.path.abspath(client.transport_options.get("control_folder", "control"))
         self.state = self.states.setdefault(control, virtual.BrokerState())
+        # Names seen in the folder, per queue, oldest first: one listing serves
+        # every queue and every channel, until inotify says the folder changed.
+        self.pending = {}
+        self._changed = True
         # Made by the first drain_events (producers need none): an inotify watch
-        # on the queue folder, and a pipe written to at each acknowledgement.
+        # on the queue folder, and a pipe written to at an acknowledgement that
+        # frees a prefetch place drain_events waits for.
         self._watch = self._acked = None
+        self._awaiting_ack = False
 
     @property
     def default_connection_params(self):
@@ -270,6 +281,12 @@ class Transport(filesystem.Transport):
     def drain_events(self, connection, timeout=None):
         """Deliver one message; between looks, sleep until a file arrives."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._watch is None:  # before the first look, so that no later file is missed
+            folder = self.client.transport_options.get("data_folder_in", ".")
+            self._watch = Inotify.watching(folder) or False
+            self._acked = os.pipe()
+            for fd in self._acked:
+                os.set_blocking(fd, False)
         while True:
             try:
                 return self.cycle.get(self._deliver, timeout=timeout)
@@ -280,25 +297,29 @@ class Transport(filesystem.Transport):
             left = RELIST if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError()
-            if self._watch is None:
-                folder = self.client.transport_options.get("data_folder_in", ".")
-                self._watch = Inotify.watching(folder) or False
-                self._acked = os.pipe()
-                for fd in self._acked:
-                    os.set_blocking(fd, False)
-            # Sleep until a file arrives (inotify), a task is acknowledged (a
-            # prefetch place frees up), or the worker starts to stop.
+            # Sleep until a file arrives (inotify), a task is acknowledged while
+            # every prefetch place is taken, or the worker starts to stop.
+            self._awaiting_ack = True  # before the check, so no acknowledgement is missed
+            if all(channel.qos.can_consume() for channel in self.channels):
+                self._awaiting_ack = False
             wakers = [self._acked[0]] + ([self._watch.fd] if self._watch else [])
-            ready = select.select(
-                [*wakers, _wake_read], [], [], min(left, RELIST if self._watch else POLL)
-            )[0]
+            pause = min(left, RELIST if self._watch else POLL)
+            ready = select.select([*wakers, _wake_read], [], [], pause)[0]
+            self._awaiting_ack = False
+            if not ready or (self._watch and self._watch.fd in ready):
+                self._changed = True  # a file arrived, or look anyway now and then
             for fd in set(ready) & set(wakers):
                 _drain(fd)
+
+    def folder_changed(self):
+        """Is a new listing worth it? Without a watch (producers, polling), always."""
+        changed, self._changed = self._changed or not self._watch, False
+        return changed
 
     def acknowledged(self):
         """Wake drain_events: a prefetch place may be free (called from the pool's thread too)."""
         try:
-            if self._acked:
+            if self._acked and self._awaiting_ack:
                 os.write(self._acked[1], b".")
         except (BlockingIOError, OSError):
             pass  # the pipe is full (the waiter wakes up already) or closed
