@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 test: $(VENV)/.installed ## Run every test (production ones need RabbitMQ and Redis: see scripts in .ci/)
 	$(BIN)/python -m pytest
 
-test-fast: $(VENV)/.installed ## Run the tests that do not drive a rendered project's Makefile
+test-fast: $(VENV)/.installed ## Run the quick tests: not the rendered projects' suites and Makefiles
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(VENV)/.installed ## Check the template's own Python code with ruff
