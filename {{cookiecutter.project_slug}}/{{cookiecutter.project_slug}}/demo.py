@@ -58,9 +58,7 @@ def worker_running(log_file):
 def main():
     for line in servers.unreachable(app):
         sys.exit(f"ERROR: {line}")
-    log_file = (
-        settings.data_folders(settings.read_environment())["queue"].parent / "demo-worker.log"
-    )
+    log_file = settings.data_dir(settings.read_environment()) / "demo-worker.log"
     log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with worker_running(log_file):
         try:
