@@ -67,9 +67,10 @@ def test_a_bad_slug_stops_the_render_with_one_line_and_leaves_nothing(tmp_path, 
 
 def test_post_gen_writes_env_and_private_data_folders(baked):
     assert (baked / ".env").read_text() == (baked / ".env.example").read_text()
+    assert stat.S_IMODE((baked / ".env").stat().st_mode) == 0o600  # it holds passwords
     data = baked / ".celery"
-    for folder in [data, *data.iterdir()]:
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for path in [data, *data.iterdir()]:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
     gitignore = (baked / ".gitignore").read_text().splitlines()
     assert ".env" in gitignore and ".celery/" in gitignore
 
@@ -82,8 +83,20 @@ def constant(path, name):
     raise AssertionError(f"{name} not found in {path}")
 
 
-def test_post_gen_makes_the_folders_the_settings_use(baked):
-    hook = constant(TEMPLATE / "hooks" / "post_gen_project.py", "DATA_FOLDERS")
-    settings = constant(baked / "my_celery_project" / "settings.py", "DATA_FOLDERS")
+@pytest.mark.parametrize("name", ["DATA_FOLDERS", "DATA_MARKER", "MARKER_TEXT"])
+def test_post_gen_agrees_with_the_settings(name):
+    hook = constant(TEMPLATE / "hooks" / "post_gen_project.py", name)
+    settings = constant(
+        TEMPLATE
+        / "{{cookiecutter.project_slug}}"
+        / "{{cookiecutter.project_slug}}"
+        / "settings.py",
+        name,
+    )
     assert hook == settings
-    assert sorted(p.name for p in (baked / ".celery").iterdir()) == sorted(settings)
+
+
+def test_post_gen_makes_the_folders_the_settings_use(baked):
+    folders = constant(TEMPLATE / "hooks" / "post_gen_project.py", "DATA_FOLDERS")
+    marker = constant(TEMPLATE / "hooks" / "post_gen_project.py", "DATA_MARKER")
+    assert sorted(p.name for p in (baked / ".celery").iterdir()) == sorted([*folders, marker])

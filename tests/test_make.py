@@ -159,15 +159,18 @@ def test_worker_reloads_on_code_changes_but_not_on_data(project):
         assert tsum(project, [1, 2]) == "103"
     finally:
         tasks.write_text(source)
+        (project / ".celery" / "scratch.py").unlink(missing_ok=True)  # not the project's
         output = stop_make(worker)
     assert output.count(" ready.") == 2, output  # started, then reloaded once
 
 
-def test_beat_keeps_its_files_in_the_data_folder(project):
+def test_beat_keeps_its_files_in_the_data_folder_owner_only(project):
     beat = start_make(project, "beat")
     try:
         wait_for(lambda: (project / ".celery" / "beat.pid").exists(), 30, "beat pid file")
         wait_for(lambda: list((project / ".celery").glob("beat-schedule*")), 30, "schedule file")
+        for path in project.glob(".celery/beat*"):
+            assert path.stat().st_mode & 0o077 == 0, f"{path} is not owner-only"
     finally:
         output = stop_make(beat)
     assert "beat: Starting..." in output
@@ -182,7 +185,33 @@ def test_flower_in_development_says_why_not(project):
     assert len(errors) == 1 and errors[0].startswith("ERROR: Flower is for production")
 
 
+def test_clean_refuses_a_data_dir_that_is_not_ours_and_deletes_nothing(project):
+    sources = sorted(p.name for p in (project / "make_me").iterdir())
+    for value in ("make_me", "/usr", "~"):
+        done = run(["make", "clean"], project, check=False, CELERY_DATA_DIR=value)
+        assert done.returncode != 0
+        errors = [line for line in done.stderr.splitlines() if not line.startswith("make")]
+        assert len(errors) == 1 and errors[0].startswith(f"ERROR: CELERY_DATA_DIR={value!r}")
+    assert sorted(p.name for p in (project / "make_me").iterdir()) == sources
+
+
+def test_a_bad_setting_stops_make_worker_and_demo_with_one_line(project):
+    run(["make", "install"], project)  # so that only the target's own output is left
+    for target in ("worker", "demo"):
+        done = run(["make", target], project, check=False, CELERY_DATA_DIR="pyproject.toml")
+        assert done.returncode != 0
+        errors = [line for line in done.stderr.splitlines() if not line.startswith("make")]
+        assert len(errors) == 1 and "is a file, not a folder" in errors[0], done.stderr
+
+
 def test_clean_removes_the_data_and_the_project_still_works(project):
+    (project / ".celery" / "notes.txt").write_text("mine")  # not the project's: kept
+    assert "kept " in run(["make", "clean"], project).stdout
+    assert sorted(p.name for p in (project / ".celery").iterdir()) == [
+        ".celery-data-folder",
+        "notes.txt",
+    ]
+    (project / ".celery" / "notes.txt").unlink()
     run(["make", "clean"], project)
     assert not (project / ".celery").exists()
     assert [p for p in project.glob("**/__pycache__") if ".venv" not in p.parts] == []

@@ -1,8 +1,10 @@
 """What a user sees when a server does not answer: one line, why, and the fix."""
 
 import os
+import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from kombu.utils.url import as_url, url_to_parts
@@ -23,14 +25,14 @@ def production_app(**urls):
     return create_app(settings.load({**WORKING, **urls}))
 
 
-def run_package(*args, **env):
+def run_package(*args, timeout=60, **env):
     return subprocess.run(
         [sys.executable, *args],
         env={**os.environ, **WORKING, **env},
         cwd=settings.PROJECT_ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
     )
 
 
@@ -88,6 +90,54 @@ def test_a_worker_without_its_broker_exits_with_one_line():
         + servers.FIX
     ]
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def silent_server():
+    """host:port of a server that accepts connections and never says a word."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+
+    def accept():
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return  # closed: the test is over
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+    for connection in accepted:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "url"),
+    [
+        ("broker", "CELERY_BROKER_URL", "amqp://guest:guest@{}//"),
+        ("backend", "CELERY_RESULT_BACKEND", "redis://{}/0"),
+    ],
+)
+def test_a_silent_server_is_given_up_on_within_the_5_s_the_readme_promises(
+    silent_server, name, variable, url
+):
+    url = url.format(silent_server)
+    # Past 5 s plus start-up, it would have waited on a socket timeout (redis: 30 s).
+    done = run_package("-m", f"{PACKAGE}.check", **{variable: url}, timeout=15)
+    assert done.returncode == 1
+    line = f"{name + ':':9}{servers.masked(url)} unreachable (timeout); {servers.FIX}"
+    assert line in done.stdout.splitlines(), done.stdout + done.stderr
+
+
+def test_a_worker_with_a_silent_backend_exits_with_one_line(silent_server):
+    url = f"redis://{silent_server}/0"
+    done = run_package(
+        "-m", "celery", "-A", PACKAGE, "worker", CELERY_RESULT_BACKEND=url, timeout=20
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+    assert errors == [f"ERROR: backend {url} unreachable (timeout); {servers.FIX}"]
 
 
 @pytest.mark.production

@@ -95,6 +95,123 @@ def test_a_data_dir_that_holds_the_project_is_refused():
         settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": ".."})
 
 
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        (".", "holds the project itself"),
+        (PACKAGE, "inside the package's source code"),
+        (f"{PACKAGE}/data", "inside the package's source code"),
+        ("tests", "already holds files that this project did not create"),
+        ("/usr", "is a system folder"),
+        ("/etc", "is a system folder"),
+        # Refused as the home folder, or as holding the project, wherever it is:
+        ("~", ""),
+        ("/", ""),
+        ("/tmp", ""),
+    ],
+)
+def test_a_data_dir_that_is_not_ours_is_refused_before_anything_is_made(value, why):
+    before = sorted(p.name for p in settings.PROJECT_ROOT.iterdir())
+    with pytest.raises(settings.SettingsError) as error:
+        settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": value})
+    assert why in str(error.value) and f"CELERY_DATA_DIR={value!r}" in str(error.value)
+    assert sorted(p.name for p in settings.PROJECT_ROOT.iterdir()) == before
+    assert not (settings.PROJECT_ROOT / PACKAGE / "queue").exists()
+
+
+def test_the_home_folder_is_refused_even_when_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(settings.SettingsError, match="holds your home folder"):
+        settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": "~"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_holding_a_users_file_is_refused_and_the_file_kept(tmp_path):
+    (tmp_path / "thesis.tex").write_text("years of work")
+    env = {"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path)}
+    with pytest.raises(settings.SettingsError, match="did not create"):
+        settings.load(env)
+    with pytest.raises(settings.SettingsError, match="did not create"):
+        settings.remove_data_folders(env)  # make clean
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
+
+
+def test_a_data_dir_that_is_a_file_or_cannot_be_made_is_one_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(settings.SettingsError, match="is a file, not a folder"):
+        settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path / "file")})
+    with pytest.raises(settings.SettingsError, match="cannot be used"):
+        settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": "/proc/no/such/folder"})
+
+
+def test_clean_deletes_only_what_the_project_made(tmp_path):
+    env = {"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path / "data")}
+    app = create_app(settings.load(env))
+    app.backend.store_result("a-task", 3, "SUCCESS")
+    data = settings.data_dir(env)
+    (data / "beat.pid").write_text("1")
+    assert settings.remove_data_folders(env) == []
+    assert not data.exists()
+    settings.load(env)
+    (data / "notes.txt").write_text("mine")  # in a folder the project made
+    assert settings.remove_data_folders(env) == ["notes.txt"]
+    assert sorted(p.name for p in data.iterdir()) == [settings.DATA_MARKER, "notes.txt"]
+    settings.load(env)  # still ours: it is used again
+
+
+def test_a_data_folder_from_before_the_marker_is_adopted(tmp_path):
+    for name in settings.DATA_FOLDERS:
+        (tmp_path / "data" / name).mkdir(parents=True)
+    settings.load({"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path / "data")})
+    assert (tmp_path / "data" / settings.DATA_MARKER).is_file()
+
+
+def test_every_folder_and_file_the_project_writes_is_owner_only(tmp_path):
+    old = os.umask(0o022)  # the usual umask, which gives 755 and 644
+    try:
+        env = {"CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path / "new" / "data")}
+        app = create_app(settings.load(env))
+        with app.connection_for_write() as connection:
+            app.send_task("x", connection=connection)
+        app.backend.store_result("a-task", 3, "SUCCESS")
+        app.backend.incr(b"a-counter")
+    finally:
+        os.umask(old)
+    data = settings.data_dir(env)
+    made = [data, *data.rglob("*")]
+    assert len(made) > len(settings.DATA_FOLDERS) + 3
+    for path in made:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("CELERY_BROKER_URL", "amqpx://localhost"),
+        ("CELERY_BROKER_URL", "localhost:5672"),
+        ("CELERY_RESULT_BACKEND", "rediss2://me:s3cret@cache:6379/0"),
+    ],
+)
+def test_a_url_with_an_unknown_scheme_is_one_error(variable, url):
+    with pytest.raises(settings.SettingsError) as error:
+        settings.load({**PRODUCTION, variable: url})
+    message = str(error.value)
+    assert message.startswith(f"ERROR: {variable}=") and "unknown scheme" in message
+    assert "s3cret" not in message
+
+
+def test_a_dotenv_line_that_does_not_parse_is_one_error_naming_file_and_line(tmp_path, capsys):
+    dotenv_file = tmp_path / ".env"
+    dotenv_file.write_text("CELERY_ENV=development\nthis is not a setting\n")
+    with pytest.raises(settings.SettingsError) as error:
+        settings.read_environment({}, dotenv_file)
+    assert str(error.value) == (
+        f"ERROR: {dotenv_file} line 2 is not NAME=value; "
+        "fix it, or start it with # to make it a comment"
+    )
+    assert capsys.readouterr().err == ""  # not python-dotenv's own warnings
+
+
 def test_production_takes_the_urls_from_the_environment():
     config = settings.load(PRODUCTION)
     assert config["broker_url"] == PRODUCTION["CELERY_BROKER_URL"]
@@ -139,25 +256,53 @@ def test_production_urls_in_the_environment_never_reach_development(tmp_path, mo
     assert app.conf.result_backend == "devfile://" + str(tmp_path / "results")
 
 
+BAD_SETTINGS = {
+    "unknown environment": (
+        {"CELERY_ENV": "staging"},
+        "ERROR: CELERY_ENV='staging' is not a known environment; "
+        "set CELERY_ENV to one of development, production in .env",
+    ),
+    "data dir is a file": (
+        {"CELERY_ENV": "development", "CELERY_DATA_DIR": "pyproject.toml"},
+        f"ERROR: CELERY_DATA_DIR='pyproject.toml' ({settings.PROJECT_ROOT / 'pyproject.toml'}) "
+        "is a file, not a folder; point it to a new folder of its own, "
+        "e.g. CELERY_DATA_DIR=.celery",
+    ),
+    "data dir cannot be made": (
+        {"CELERY_ENV": "development", "CELERY_DATA_DIR": "/proc/no/such"},
+        "ERROR: CELERY_DATA_DIR='/proc/no/such' cannot be used (No such file or directory); "
+        "point it to a folder you can write to, e.g. CELERY_DATA_DIR=.celery",
+    ),
+    "broker URL scheme": (
+        {**PRODUCTION, "CELERY_BROKER_URL": "amqpx://localhost"},
+        "ERROR: CELERY_BROKER_URL='amqpx://localhost' has an unknown scheme 'amqpx://'; "
+        "use amqp://user:password@host:5672// for RabbitMQ or redis://host:6379/0 for Redis "
+        "(see .env.example)",
+    ),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_SETTINGS))
 @pytest.mark.parametrize(
     "command",
     [
         ["-c", f"import {PACKAGE}"],
         ["-m", "celery", "-A", PACKAGE, "inspect", "ping"],
+        ["-m", "celery", "-A", PACKAGE, "worker"],
         ["-m", f"{PACKAGE}.check"],
+        ["-m", f"{PACKAGE}.demo"],
     ],
+    ids=["import", "inspect", "worker", "check", "demo"],
 )
-def test_an_unknown_environment_is_one_line_from_every_entry_point(command):
+def test_a_bad_setting_is_one_line_from_every_entry_point(command, bad):
+    variables, line = BAD_SETTINGS[bad]
     done = subprocess.run(
         [sys.executable, *command],
-        env={**os.environ, "CELERY_ENV": "staging"},
+        env={**os.environ, **variables},
         cwd=settings.PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        "ERROR: CELERY_ENV='staging' is not a known environment; "
-        "set CELERY_ENV to one of development, production in .env"
-    ]
+    assert done.stderr.strip().splitlines() == [line]

@@ -1,11 +1,12 @@
 """The sample chord, what `make demo` runs.
 
 chord([tsum.si([1, 2]), tsum.si([3, 4])], tsum.s()) adds 1+2 and 3+4 in
-parallel, then adds the two sums: it prints 10. When no worker answers, it
-starts one for the run and stops it afterwards.
+parallel, then adds the two sums: it prints 10. When no worker consumes the
+project's queue, it starts one for the run and stops it afterwards.
 """
 
 import contextlib
+import os
 import subprocess
 import sys
 
@@ -22,30 +23,32 @@ def sample_chord():
     return chord([tsum.si([1, 2]), tsum.si([3, 4])], tsum.s())
 
 
+def workers_on(queue):
+    """Names of the running workers that consume `queue`: a worker of another
+    project on the same RabbitMQ answers a ping too, but never runs our tasks."""
+    replies = app.control.inspect(timeout=1.0).active_queues() or {}
+    return sorted(name for name, found in replies.items() if queue in {q["name"] for q in found})
+
+
 @contextlib.contextmanager
 def worker_running(log_file):
-    """Use the worker that answers a ping, or run one until the block ends."""
-    if app.control.ping(timeout=1.0):
-        yield
+    """Use the workers on the project's queue, or run one until the block ends.
+    Yields where to look when the chord gives no result."""
+    running = workers_on(app.conf.task_default_queue)
+    if running:
+        yield f"the output of {', '.join(running)}"
         return
-    with open(log_file, "ab") as log:
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # results: owner only
+    with os.fdopen(fd, "ab") as log:
         worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                app.main,
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-            ],
+            [sys.executable, "-m", "celery", "-A", app.main, "worker", "--pool=solo"]
+            + ["--loglevel=INFO"],
             cwd=settings.PROJECT_ROOT,
             stdout=log,
             stderr=log,
         )
     try:
-        yield
+        yield str(log_file)
     finally:
         worker.terminate()  # SIGTERM: a warm shutdown
         try:
@@ -55,17 +58,33 @@ def worker_running(log_file):
             worker.wait()
 
 
-def main():
+def run():
+    """The chord's result, or the one line that says why there is none."""
     for line in servers.unreachable(app):
-        sys.exit(f"ERROR: {line}")
-    log_file = settings.data_dir(settings.read_environment()) / "demo-worker.log"
-    log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with worker_running(log_file):
+        return f"ERROR: {line}"
+    log_file = settings.make_data_folders(settings.read_environment()) / "demo-worker.log"
+    with worker_running(log_file) as where:
+        result = sample_chord().delay()
         try:
-            result = sample_chord().delay().get(timeout=TIMEOUT)
+            return result.get(timeout=TIMEOUT)
         except CeleryTimeoutError:
-            sys.exit(f"ERROR: the chord gave no result within {TIMEOUT} s; see {log_file}")
-    print(result)
+            return f"ERROR: the chord gave no result within {TIMEOUT} s; see {where}"
+        except Exception as exc:  # the task's own error, raised here by get()
+            return f"ERROR: the chord failed with {type(exc).__name__}: {exc}; see {where}"
+        finally:
+            # Redis: unsubscribe from the results now. Left to AsyncResult.__del__
+            # at interpreter exit, the unsubscribe fails and prints a traceback.
+            consumer = getattr(app.backend, "result_consumer", None)
+            for task_id in [result.id, *(part.id for part in result.parent.results)]:
+                if consumer:
+                    consumer.cancel_for(task_id)
+
+
+def main():
+    outcome = run()
+    if isinstance(outcome, str):
+        sys.exit(outcome)
+    print(outcome)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 Same files as Celery's `file://` backend, with these changes:
 
-- A result file is written under a temporary name, then renamed: a reader
-  never sees it empty or half-written (a finished task would look PENDING).
+- A result file is written under a temporary name (owner-only), then
+  renamed: a reader never sees it empty or half-written (a finished task
+  would look PENDING), and a failed write (a full disk) leaves nothing behind.
+- A result file that is not a regular file (a FIFO, a folder) is never
+  opened: it reads as no result, with one log line.
 - Chord parts are counted in a locked counter file, so a chord's body starts
   as soon as its last part ends, instead of `celery.chord_unlock` polling
   every second. (Windows has no flock: chords fall back to chord_unlock there.)
@@ -13,7 +16,9 @@ Same files as Celery's `file://` backend, with these changes:
   a chord with a large header finishes in linear, not quadratic, time.
 """
 
+import logging
 import os
+import stat
 import time
 import uuid
 
@@ -27,8 +32,9 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from .devbroker import Inotify
+from .devbroker import DamagedFile, Inotify, read_regular_file, write_private_file
 
+logger = logging.getLogger(__name__)
 POLL = 0.005  # seconds between looks while waiting for results, without inotify
 
 
@@ -41,11 +47,18 @@ class Backend(FilesystemBackend):
         return super()._find_path(url.replace("devfile://", "file://", 1))
 
     def set(self, key, value):
-        target = self._filename(key)
         temporary = self.sep.join((self.path, f".tmp-{uuid.uuid4().hex}".encode()))
-        with open(temporary, "wb") as file:
-            file.write(ensure_bytes(value))
-        os.replace(temporary, target)
+        write_private_file(self._filename(key), ensure_bytes(value), temporary)
+
+    def get(self, key):
+        try:
+            return read_regular_file(self._filename(key))
+        except FileNotFoundError:
+            return None
+        except DamagedFile as exc:
+            path = os.fsdecode(self._filename(key))
+            logger.error("Damaged result file %s (%s): read as no result", path, exc)
+            return None
 
     def delete(self, key):
         try:
@@ -55,8 +68,12 @@ class Backend(FilesystemBackend):
 
     def incr(self, key):
         """Add one to a counter file, under a lock on the file itself."""
-        fd = os.open(self._filename(key), os.O_RDWR | os.O_CREAT, 0o600)
+        # Never block on a FIFO or follow a symlink put in the results folder.
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+        fd = os.open(self._filename(key), flags, 0o600)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise DamagedFile(f"chord counter {os.fsdecode(self._filename(key))} is not a file")
             fcntl.flock(fd, fcntl.LOCK_EX)
             value = int(os.read(fd, 64) or 0) + 1
             os.lseek(fd, 0, os.SEEK_SET)

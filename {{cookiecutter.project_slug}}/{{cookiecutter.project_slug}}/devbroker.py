@@ -10,8 +10,13 @@ each for a problem measured on kombu 5.7.0:
   one worker wins, and nothing is copied to the system temp folder.
 - One folder listing serves a whole batch, not one message: draining N
   messages costs O(N log N), not O(N^2).
-- A damaged file (empty, truncated, not JSON) is moved to the quarantine
-  folder with one log line, and the worker goes on.
+- A file that is not a valid kombu message (empty, truncated, not JSON, the
+  wrong shape, an undecodable body, larger than RabbitMQ's 128 MiB limit, not
+  a regular file, unreadable) is moved to the quarantine folder with one log
+  line, and the worker goes on; a special file (FIFO, device, symlink) is
+  never opened. A claim name that does not parse is quarantined the same way.
+- Every file is written owner-only (0600), and a write that fails (a full
+  disk) removes its temporary file before the error reaches the caller.
 - Names start with the zero-padded time in nanoseconds: first in, first out.
 - An idle worker sleeps until Linux's inotify says a file arrived, so a task
   starts within milliseconds without polling; elsewhere it polls.
@@ -28,6 +33,7 @@ import logging
 import os
 import select
 import socket
+import stat
 import time
 import uuid
 from collections import deque
@@ -42,6 +48,89 @@ logger = logging.getLogger(__name__)
 HOST = socket.gethostname().replace("~", "-")  # with the PID, names a claim's owner
 POLL = 0.1  # seconds between looks at the folder where there is no inotify
 RELIST = 1.0  # with inotify: look anyway this often, in case an event was missed
+# The largest message file read, as RabbitMQ 3.x's default max_message_size:
+# a hostile 10 GB file must not fill a worker's memory.
+MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+
+
+class DamagedFile(ValueError):
+    """A file in the data folder that cannot be what it claims to be."""
+
+
+def read_regular_file(path, limit=MAX_MESSAGE_BYTES):
+    """The bytes of a regular file, never blocking: a FIFO, a device, a symlink or a
+    folder raises DamagedFile without being opened for reading."""
+    try:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise DamagedFile(f"not a regular file (mode {stat.filemode(mode)})")
+        # O_NOFOLLOW and O_NONBLOCK: a swap for a symlink or a FIFO after the
+        # lstat cannot make us block or read elsewhere.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise DamagedFile(f"unreadable ({exc.strerror})") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DamagedFile(f"not a regular file (mode {stat.filemode(info.st_mode)})")
+        if info.st_size > limit:
+            raise DamagedFile(f"{info.st_size} bytes, more than the {limit} a message may have")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read(limit + 1)
+    except OSError as exc:
+        raise DamagedFile(f"unreadable ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+
+
+def write_private_file(path, data, temporary):
+    """Write `data` to `temporary` (owner-only), then rename it to `path`: readers see
+    the whole file or nothing. On failure (a full disk) the temporary file is removed."""
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def check_message(message, decode_body):
+    """Raise DamagedFile unless `message` has the shape kombu's virtual transports
+    read (kombu.transport.virtual.Message), checked once, where the file is read."""
+    if not isinstance(message, dict):
+        raise DamagedFile("not a JSON object")
+    properties = message.get("properties")
+    if not isinstance(properties, dict):
+        raise DamagedFile("no properties object")
+    info = properties.get("delivery_info")
+    if not isinstance(info, dict) or not all(
+        isinstance(info.get(key), str) for key in ("exchange", "routing_key")
+    ):
+        raise DamagedFile("no delivery_info with exchange and routing_key strings")
+    if not isinstance(properties.get("delivery_tag"), str):
+        raise DamagedFile("no delivery_tag string")
+    if not isinstance(message.get("body"), str):
+        raise DamagedFile("no body string")
+    if not isinstance(message.get("headers"), dict | None):
+        raise DamagedFile("headers is not an object")
+    for key in ("content-type", "content-encoding"):
+        if not isinstance(message.get(key), str | None):
+            raise DamagedFile(f"{key} is not a string")
+    encoding = properties.get("body_encoding")
+    if not isinstance(encoding, str | None):
+        raise DamagedFile("body_encoding is not a string")
+    try:
+        decode_body(message["body"], encoding)
+    except Exception as exc:  # binascii.Error, an unknown codec (KeyError), ...
+        raise DamagedFile(f"undecodable body ({type(exc).__name__}: {exc})") from exc
 
 
 class Channel(filesystem.Channel):
@@ -62,10 +151,11 @@ class Channel(filesystem.Channel):
 
     def _put(self, queue, payload, **kwargs):
         name = f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
-        temporary = os.path.join(self.data_folder_out, f".{name}.tmp")
-        with open(temporary, "wb") as file:
-            file.write(json.dumps(payload).encode())
-        os.replace(temporary, os.path.join(self.data_folder_out, name))
+        data = json.dumps(payload).encode()
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"a message of {len(data)} bytes is over {MAX_MESSAGE_BYTES}")
+        folder = self.data_folder_out
+        write_private_file(os.path.join(folder, name), data, os.path.join(folder, f".{name}.tmp"))
 
     def _get(self, queue):
         pending = self.connection.pending.get(queue)
@@ -98,7 +188,12 @@ class Channel(filesystem.Channel):
         after taking back those of dead workers. A queue still busy with its
         last batch keeps it."""
         found = {}
-        for name in os.listdir(self.data_folder_in):
+        try:
+            names = os.listdir(self.data_folder_in)
+        except FileNotFoundError:  # deleted under us (make clean): back, empty
+            Path(self.data_folder_in).mkdir(mode=0o700, parents=True, exist_ok=True)
+            names = []
+        for name in names:
             if name.endswith(".claimed"):
                 name = self._take_back(name)
             queue, _, suffix = (name or ".").partition(".")[2].rpartition(".")
@@ -111,8 +206,15 @@ class Channel(filesystem.Channel):
 
     def _take_back(self, claimed):
         """Put a message claimed by a dead process of this machine back in its queue."""
-        name, host, pid = claimed[1 : -len(".claimed")].rsplit("~", 2)
-        if host != HOST or _alive(int(pid)):
+        try:
+            name, host, pid = claimed[1 : -len(".claimed")].rsplit("~", 2)
+            pid = int(pid)
+            if pid <= 0 or not claimed.startswith(".") or not name.endswith(".msg"):
+                raise ValueError(pid)
+        except ValueError:
+            self._quarantine(claimed, claimed, "not a claim name: .<message>~<host>~<pid>.claimed")
+            return None
+        if host != HOST or _alive(pid):
             return None
         try:
             os.rename(
@@ -125,29 +227,45 @@ class Channel(filesystem.Channel):
 
     def _read(self, claimed, name):
         """The message in a claimed file, or None when it was damaged (quarantined)."""
-        with open(claimed, "rb") as file:
-            raw = file.read()
         try:
-            message = json.loads(raw)
-            if not isinstance(message, dict) or "body" not in message:
-                raise ValueError("not a kombu message")
-        except ValueError as exc:  # includes JSON and Unicode decoding errors
-            target = self.quarantine_folder / name
-            os.replace(claimed, target)
-            logger.error("Damaged message file (%s) moved to %s", exc, target)
+            message = json.loads(read_regular_file(claimed))
+            check_message(message, self.decode_body)
+        except FileNotFoundError:
+            return None  # deleted under us (make purge, make clean)
+        except (ValueError, RecursionError) as exc:  # DamagedFile, JSON, Unicode, nesting
+            self._quarantine(os.path.basename(claimed), name, exc)
             return None
         return message
+
+    def _quarantine(self, current, name, why):
+        """Move a file of the queue folder to the quarantine folder, with one log line."""
+        folder = self.quarantine_folder
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        target = folder / name
+        if os.path.lexists(target):
+            target = folder / f"{name}.{uuid.uuid4().hex}"
+        try:
+            os.rename(os.path.join(self.data_folder_in, current), target)
+        except FileNotFoundError:
+            return  # another process moved it first
+        except OSError as exc:
+            logger.error("Damaged message file %s (%s) left in place: %s", current, why, exc)
+            return
+        logger.error("Damaged message file (%s) moved to %s", why, target)
 
     def _settle(self, delivery_tag):
         """The message is acknowledged: delete its file (or keep it in processed/)."""
         claimed, name = self._claimed.pop(delivery_tag, (None, None))
         if claimed is None:
             return
-        if self.store_processed:
-            Path(self.processed_folder).mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.replace(claimed, os.path.join(self.processed_folder, name))
-        else:
-            os.remove(claimed)
+        try:
+            if self.store_processed:
+                Path(self.processed_folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.replace(claimed, os.path.join(self.processed_folder, name))
+            else:
+                os.remove(claimed)
+        except FileNotFoundError:
+            pass  # deleted under us (make clean): nothing left to settle
 
     def basic_consume(self, queue, no_ack, *args, **kwargs):
         if no_ack:  # remote-control replies and broadcasts: nothing will acknowledge them
@@ -175,7 +293,10 @@ class Channel(filesystem.Channel):
         claimed, name = self._claimed.pop(message.delivery_tag, (None, None))
         if claimed is None:
             return super()._restore(message)  # not ours: publish it again
-        os.rename(claimed, os.path.join(self.data_folder_in, name))
+        try:
+            os.rename(claimed, os.path.join(self.data_folder_in, name))
+        except FileNotFoundError:
+            logger.warning("Message %s was deleted while claimed; not restored", name)
         return None
 
     def _purge(self, queue):
@@ -187,10 +308,16 @@ class Channel(filesystem.Channel):
     def get_table(self, exchange):
         file = self._exchange_file(exchange)
         try:
-            return [filesystem.exchange_queue_t(*row) for row in json.loads(file.read_bytes())]
+            rows = json.loads(read_regular_file(file))
+            if not isinstance(rows, list) or not all(
+                isinstance(row, list) and len(row) == 3 and all(isinstance(v, str) for v in row)
+                for row in rows
+            ):
+                raise DamagedFile("not a list of [routing key, pattern, queue]")
+            return [filesystem.exchange_queue_t(*row) for row in rows]
         except FileNotFoundError:
             return []
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # DamagedFile, JSON, Unicode, nesting
             logger.error("Unreadable binding table %s (%s): ignored", file, exc)
             return []
 
@@ -206,13 +333,13 @@ class Channel(filesystem.Channel):
     def _change_table(self, exchange, change):
         """Rewrite an exchange's bindings under a lock, replacing the file whole."""
         file = self._exchange_file(exchange)
-        with open(file.with_name(f".{file.name}.lock"), "a+b") as lock_file:
+        lock_fd = os.open(file.with_name(f".{file.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(lock_fd, "a+b") as lock_file:
             filesystem.lock(lock_file, filesystem.LOCK_EX)
             try:
-                rows = change(self.get_table(exchange))
+                rows = json.dumps(change(self.get_table(exchange))).encode()
                 temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-                temporary.write_text(json.dumps(rows))
-                os.replace(temporary, file)
+                write_private_file(file, rows, temporary)
             finally:
                 filesystem.unlock(lock_file)
 
@@ -247,7 +374,7 @@ def _alive(pid):
 
 def _expired_broadcast(message):
     """A remote-control broadcast whose sender stopped waiting for replies."""
-    exchange = message.get("properties", {}).get("delivery_info", {}).get("exchange", "")
+    exchange = message["properties"]["delivery_info"]["exchange"]  # checked by check_message
     expires = (message.get("headers") or {}).get("expires")
     return (
         exchange.endswith(".pidbox") and isinstance(expires, int | float) and expires < time.time()

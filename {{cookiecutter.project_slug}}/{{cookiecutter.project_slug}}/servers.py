@@ -5,10 +5,13 @@ line per server, with the URL (password masked), why, and what to do.
 """
 
 import socket
+import threading
+import time
 
 from kombu.utils.url import maybe_sanitize_url
 
 FIX = "start the servers (make services-up) or set CELERY_ENV=development in .env"
+TIMEOUT = 5  # seconds: a server that accepts connections but never answers is down too
 
 
 def reason(exc):
@@ -57,11 +60,30 @@ def masked(url):
     return maybe_sanitize_url(url) if "@" in url else url
 
 
-def servers(app):
-    """(name, URL with the password masked, problem or None) of the broker and the backend."""
+def servers(app, timeout=TIMEOUT):
+    """(name, URL with the password masked, problem or None) of the broker and the backend.
+
+    Both are asked at once, and a silent one is given up on after `timeout`
+    seconds: a socket timeout alone can be longer (redis_socket_timeout) or
+    apply to each of several steps."""
+    problems = ["timeout", "timeout"]  # until a thread says otherwise
+
+    def ask(index, problem):
+        problems[index] = problem(app)
+
+    # Daemon threads: one stuck on a silent server must not hold the process at exit.
+    threads = [
+        threading.Thread(target=ask, args=(i, problem), daemon=True)
+        for i, problem in enumerate((broker_problem, backend_problem))
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
     return [
-        ("broker", masked(app.conf.broker_url), broker_problem(app)),
-        ("backend", masked(app.conf.result_backend), backend_problem(app)),
+        ("broker", masked(app.conf.broker_url), problems[0]),
+        ("backend", masked(app.conf.result_backend), problems[1]),
     ]
 
 

@@ -10,15 +10,37 @@ the environment does not set. CELERY_ENV picks where messages and results go:
 Setting names are Celery's own: https://docs.celeryq.dev/en/stable/userguide/configuration.html
 """
 
+import functools
+import io
 import os
+import shutil
+from importlib.metadata import entry_points
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from celery.app.backends import BACKEND_ALIASES
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.utils.url import maybe_sanitize_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
 ENVIRONMENTS = ("development", "production")
 # Folders of the development broker and backend, under CELERY_DATA_DIR.
 DATA_FOLDERS = ("queue", "control", "processed", "quarantine", "results")
+# Written in every data folder the project creates: `make clean` deletes only a
+# folder that carries it, and only the names below.
+DATA_MARKER = ".celery-data-folder"
+MARKER_TEXT = b"Made by this project's development broker; `make clean` deletes this folder.\n"
+# Files the project writes in the data folder itself (make demo, make beat).
+DATA_FILES = ("demo-worker.log", "beat-schedule*", "beat.pid")
+# Never a data folder, even when empty: `make clean` must not come near them.
+SYSTEM_FOLDERS = tuple(
+    Path(p)
+    for p in ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc")
+    + ("/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/Users", "/Library")
+)
 # CELERY_DEV_BROKER: our safe and quick file broker and backend (devbroker.py,
 # devbackend.py), or kombu's and Celery's own, unchanged.
 DEV_BROKERS = ("devfs", "filesystem")
@@ -37,21 +59,122 @@ class SettingsError(SystemExit):
 
 def read_environment(environ=None, dotenv_file=PROJECT_ROOT / ".env"):
     """The environment, with `.env` filling the gaps (the real environment wins)."""
-    values = dotenv_values(dotenv_file)
+    values = dict(read_dotenv(dotenv_file))  # a copy: the file is read once per process
     values.update(os.environ if environ is None else environ)
     return {key: value for key, value in values.items() if value is not None}
 
 
+@functools.cache
+def read_dotenv(dotenv_file):
+    """The values of a .env file (none when it is missing); a line that is not
+    NAME=value is an error naming the file and the line, not a warning per read."""
+    try:
+        text = Path(dotenv_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{dotenv_file} cannot be read ({exc}); fix or delete it") from None
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise SettingsError(
+                f"{dotenv_file} line {binding.original.line} is not NAME=value; "
+                "fix it, or start it with # to make it a comment"
+            )
+    return dotenv_values(stream=io.StringIO(text))
+
+
 def data_dir(env):
-    """CELERY_DATA_DIR as an absolute path: a relative one starts at the project root."""
-    path = (PROJECT_ROOT / Path(env.get("CELERY_DATA_DIR") or ".celery").expanduser()).resolve()
-    if path == PROJECT_ROOT or path in PROJECT_ROOT.parents:
-        # `make clean` deletes this folder: it must not hold the project.
+    """CELERY_DATA_DIR as an absolute path (a relative one starts at the project
+    root), once it is sure to be a folder of the project's own."""
+    value = env.get("CELERY_DATA_DIR") or ".celery"
+    path = (PROJECT_ROOT / Path(value).expanduser()).resolve()
+    why = not_a_data_folder(path)
+    if why:
         raise SettingsError(
-            f"CELERY_DATA_DIR={str(path)!r} holds the project itself; "
-            "point it to a folder of its own, e.g. CELERY_DATA_DIR=.celery"
+            f"CELERY_DATA_DIR={value!r} ({path}) {why}; "
+            "point it to a new folder of its own, e.g. CELERY_DATA_DIR=.celery"
         )
     return path
+
+
+def not_a_data_folder(path):
+    """Why `path` must not be a data folder (that `make clean` deletes), or None."""
+    home = Path.home().resolve()
+    if path == PROJECT_ROOT or path in PROJECT_ROOT.parents:
+        return "holds the project itself"
+    if path == PACKAGE_DIR or PACKAGE_DIR in path.parents:
+        return "is inside the package's source code"
+    if path == home or path in home.parents:
+        return "holds your home folder"
+    if path in SYSTEM_FOLDERS:
+        return "is a system folder"
+    if path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    if path.is_dir() and not is_ours(path):
+        return "already holds files that this project did not create"
+    return None
+
+
+def is_ours(folder):
+    """A folder the project made: it has the marker, or holds only names we create
+    (an empty folder, or one made before there was a marker)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return DATA_MARKER in names or all(is_data_name(name) for name in names)
+
+
+def is_data_name(name):
+    return (
+        name in DATA_FOLDERS
+        or name == DATA_MARKER
+        or any(Path(name).match(pattern) for pattern in DATA_FILES)
+    )
+
+
+def make_data_folders(env):
+    """Create the data folder, marked as ours, and its subfolders, owner-only
+    (chmod too: mkdir's mode gives way to the umask, and parents get none)."""
+    path = data_dir(env)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+        marker = path / DATA_MARKER
+        if not marker.exists():
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(MARKER_TEXT)
+        for name in DATA_FOLDERS:
+            (path / name).mkdir(mode=0o700, exist_ok=True)
+            (path / name).chmod(0o700)
+    except OSError as exc:
+        raise SettingsError(
+            f"CELERY_DATA_DIR={str(path)!r} cannot be used ({exc.strerror}); "
+            "point it to a folder you can write to, e.g. CELERY_DATA_DIR=.celery"
+        ) from None
+    return path
+
+
+def remove_data_folders(env):
+    """`make clean`: delete what the project wrote in the data folder, and the
+    folder once empty. Returns the names of anything else found there: those
+    are kept, and so is the marker, so that the folder stays ours."""
+    path = data_dir(env)  # refuses a folder that is not ours
+    if not path.is_dir():
+        return []
+    kept = []
+    for entry in os.scandir(path):
+        if not is_data_name(entry.name):
+            kept.append(entry.name)
+        elif entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        elif entry.name != DATA_MARKER:
+            os.remove(entry.path)
+    if not kept:
+        (path / DATA_MARKER).unlink(missing_ok=True)
+        path.rmdir()
+    return sorted(kept)
 
 
 def data_folders(env):
@@ -131,9 +254,8 @@ def development(env):
             f"CELERY_DEV_BROKER={broker!r} is not a known broker; "
             f"set it to one of {', '.join(DEV_BROKERS)} in .env"
         )
+    make_data_folders(env)
     folders = data_folders(env)
-    for folder in folders.values():
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if broker == "devfs":
         # devbroker.py and devbackend.py; celery.py registers these schemes.
         broker_url = "devfs://"
@@ -171,11 +293,22 @@ def uses_files(config):
 
 def production(env):
     """RabbitMQ as the broker, Redis as the result backend, from the environment."""
-    for variable in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+    backends = {*BACKEND_ALIASES, *(e.name for e in entry_points(group="celery.result_backends"))}
+    known = {"CELERY_BROKER_URL": TRANSPORT_ALIASES, "CELERY_RESULT_BACKEND": backends}
+    for variable, schemes in known.items():
         if not env.get(variable):
             raise SettingsError(
                 f"CELERY_ENV=production needs {variable}; set it in .env "
                 "(see .env.example) or set CELERY_ENV=development"
+            )
+        # kombu and Celery would print a traceback for an unknown scheme.
+        scheme = urlsplit(env[variable]).scheme.partition("+")[0]
+        if scheme not in schemes:
+            url = maybe_sanitize_url(env[variable]) if "@" in env[variable] else env[variable]
+            raise SettingsError(
+                f"{variable}={url!r} has an unknown scheme {scheme + '://'!r}; "
+                "use amqp://user:password@host:5672// for RabbitMQ or redis://host:6379/0 "
+                "for Redis (see .env.example)"
             )
     return {
         "broker_url": env["CELERY_BROKER_URL"],

@@ -1,0 +1,215 @@
+"""No file in the data folder stops a worker: damaged or hostile files are
+quarantined with one log line, and a failed write leaves nothing behind.
+
+In-process tests drive the development broker through kombu, as kombu's own
+transport tests do; one test runs a real worker on all the files at once.
+"""
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from {{ cookiecutter.project_slug }} import devbroker, settings
+from {{ cookiecutter.project_slug }}.celery import create_app
+from {{ cookiecutter.project_slug }}.tasks import tsum
+
+PACKAGE = settings.__package__
+HOST = devbroker.HOST
+
+
+@pytest.fixture
+def dev(tmp_path):
+    """(environment, app, queue folder) on a fresh data folder."""
+    env = {**os.environ, "CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path / "data")}
+    app = create_app(settings.load(env))
+    return env, app, settings.data_folders(env)
+
+
+def a_message(app, folders):
+    """A real message file's content, as the project's producer writes it."""
+    with app.connection_for_write() as connection:
+        tsum.apply_async(([1, 2],), connection=connection)
+    (path,) = folders["queue"].glob("*.msg")
+    content = json.loads(path.read_bytes())
+    path.unlink()
+    return content
+
+
+def message_name(queue=PACKAGE):
+    return f"{time.time_ns():020d}_hostile.{queue}.msg"
+
+
+def with_body(message, body):
+    return {**message, "body": body}
+
+
+# name -> how to make it at `path`, given a valid message
+HOSTILE = {
+    "no properties": lambda path, m: path.write_text('{"body": "x"}'),
+    "properties a list": lambda path, m: path.write_text('{"body": "", "properties": []}'),
+    "body not base64": lambda path, m: path.write_text(json.dumps(with_body(m, "x"))),
+    "body not a string": lambda path, m: path.write_text(json.dumps(with_body(m, 42))),
+    "no delivery_tag": lambda path, m: path.write_text(
+        json.dumps({**m, "properties": {**m["properties"], "delivery_tag": None}})
+    ),
+    "headers a list": lambda path, m: path.write_text(json.dumps({**m, "headers": [1]})),
+    "nested too deep": lambda path, m: path.write_text("[" * 100_000 + "]" * 100_000),
+    "not JSON": lambda path, m: path.write_bytes(b"\xff\xfe garbage"),
+    "empty": lambda path, m: path.write_bytes(b""),
+    "a folder": lambda path, m: path.mkdir(),
+    "a FIFO": lambda path, m: os.mkfifo(path),
+    "a symlink to a FIFO": lambda path, m: (
+        os.mkfifo(path.with_name("fifo")),
+        path.symlink_to(path.with_name("fifo")),
+    ),
+    "a symlink to /dev/zero": lambda path, m: path.symlink_to("/dev/zero"),
+    "over 128 MiB": lambda path, m: os.truncate(path.open("wb").name, 129 * 1024 * 1024),
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_a_hostile_message_file_is_quarantined_and_the_next_one_delivered(dev, kind, caplog):
+    env, app, folders = dev
+    message = a_message(app, folders)
+    path = folders["queue"] / message_name()
+    HOSTILE[kind](path, message)
+    with caplog.at_level(logging.ERROR), app.connection_for_read() as connection:
+        tsum.apply_async(([5, 6],), connection=connection)  # after the hostile one
+        got = connection.default_channel.basic_get(PACKAGE)
+        assert got is not None and got.payload[0] == [[5, 6]]
+        got.ack()
+    assert [p.name for p in folders["quarantine"].iterdir()] == [path.name]
+    said = [r.getMessage() for r in caplog.records if "Damaged message file" in r.getMessage()]
+    assert len(said) == 1 and str(folders["quarantine"] / path.name) in said[0], said
+    assert [p.name for p in folders["queue"].iterdir() if p.name != "fifo"] == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".garbage.claimed",
+        f".{message_name()}~{HOST}~notapid.claimed",
+        f".{message_name()}~{HOST}~0.claimed",
+        f".{message_name()}~{HOST}~-1.claimed",
+        f".~{HOST}~12345678.claimed",
+        "no-dot~x~1.claimed",
+    ],
+    ids=["no-fields", "pid-not-a-number", "pid-0", "pid-negative", "no-message", "no-dot"],
+)
+def test_a_claim_name_that_does_not_parse_is_quarantined_not_raised(dev, name, caplog):
+    env, app, folders = dev
+    (folders["queue"] / name).write_text("{}")
+    with caplog.at_level(logging.ERROR), app.connection_for_read() as connection:
+        assert connection.default_channel.basic_get(PACKAGE) is None
+        assert connection.default_channel.basic_get(PACKAGE) is None  # and only once
+    assert [p.name for p in folders["quarantine"].iterdir()] == [name]
+    said = [r.getMessage() for r in caplog.records if "not a claim name" in r.getMessage()]
+    assert len(said) == 1
+
+
+def test_clients_ignore_bad_claim_names_too(dev):
+    env, app, folders = dev
+    (folders["queue"] / ".garbage.claimed").write_text("{}")
+    assert app.control.ping(timeout=0.2) == []  # no worker, and no ValueError
+
+
+WORKER = [
+    "-m", "celery", "-A", PACKAGE, "worker", "--pool=prefork", "--concurrency=1",
+    "--loglevel=INFO",
+]  # fmt: skip
+
+
+def test_a_worker_survives_every_hostile_file_at_once(dev, spawn, tmp_path):
+    env, app, folders = dev
+    message = a_message(app, folders)
+    made = []
+    for n, make in enumerate(HOSTILE.values()):
+        sub = tmp_path / f"case{n}"
+        sub.mkdir()
+        path = sub / message_name()
+        make(path, message)
+        made.append(path)
+    log_file = tmp_path / "worker.log"
+    worker = spawn(WORKER, env, log=open(log_file, "w"))
+    for path in made:  # into the queue while the worker runs, each under its own name
+        os.rename(
+            path, folders["queue"] / f"{time.time_ns():020d}_{path.parent.name}.{PACKAGE}.msg"
+        )
+    for name in (".garbage.claimed", f".{message_name()}~{HOST}~notapid.claimed"):
+        (folders["queue"] / name).write_text("{}")
+    app.set_current()
+    try:
+        assert tsum.delay([20, 22]).get(timeout=60) == 42
+        assert app.control.ping(timeout=5), "the worker does not answer"
+    finally:
+        app.set_default()
+    assert worker.poll() is None, log_file.read_text()
+    assert len(list(folders["quarantine"].iterdir())) == len(HOSTILE) + 2
+    said = [line for line in log_file.read_text().splitlines() if "Damaged message file" in line]
+    assert len(said) == len(HOSTILE) + 2, said
+    worker.terminate()  # a warm shutdown still works: nothing blocks in open()
+    assert worker.wait(timeout=30) == 0
+
+
+FULL_DISK = f"""
+import json, os, sys
+from {PACKAGE} import settings
+from {PACKAGE}.celery import create_app
+from {PACKAGE}.tasks import tsum
+disk = sys.argv[1]
+env = dict(CELERY_ENV="development", CELERY_DATA_DIR=disk + "/data")
+app = create_app(settings.load(env))
+app.set_current()
+app.backend  # made, and its folder checked, while there is room
+with open(disk + "/filler", "wb", buffering=0) as filler:  # fill the disk
+    try:
+        while True:
+            filler.write(b"x" * 4096)
+    except OSError:
+        pass
+errors = []
+for send in (lambda: tsum.delay([1, 2]), lambda: app.backend.store_result("t", 3, "SUCCESS")):
+    try:
+        send()
+    except OSError as exc:
+        errors.append(exc.errno)
+folders = settings.data_folders(env)
+left = [p.name for name in ("queue", "results") for p in folders[name].iterdir()]
+print(json.dumps(dict(errors=errors, left=left)))
+"""
+
+
+# In a mount namespace of its own (no root needed): a 256 KiB disk, then the script.
+MOUNT_AND_RUN = 'mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" -c "$3" "$1"'
+
+
+def test_a_full_disk_fails_the_caller_and_leaves_no_temporary_file(tmp_path):
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-Urm", "true"]).returncode:
+        pytest.skip("needs Linux's unshare to mount a small tmpfs as a full disk")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(
+        ["unshare", "-Urm", "sh", "-c", MOUNT_AND_RUN, "sh", disk, sys.executable, FULL_DISK],
+        cwd=settings.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    assert outcome["errors"] == [28, 28]  # ENOSPC reached both callers
+    assert outcome["left"] == []  # no .tmp file in queue/ or results/
+
+
+def test_a_result_file_that_is_a_fifo_reads_as_no_result(dev, caplog):
+    env, app, folders = dev
+    os.mkfifo(folders["results"] / "celery-task-meta-fifo")
+    with caplog.at_level(logging.ERROR):
+        assert app.backend.get_task_meta("fifo")["status"] == "PENDING"
+    assert "Damaged result file" in caplog.text
