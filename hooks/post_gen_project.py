@@ -8,11 +8,10 @@ import os
 import shutil
 from pathlib import Path
 
-# The same names as DATA_FOLDERS, DATA_MARKER and MARKER_TEXT in settings.py
-# (a template test keeps them equal).
+# The same as in celery_devfs/folders.py (a template test keeps them equal).
 DATA_FOLDERS = ("queue", "control", "processed", "quarantine", "results")
-DATA_MARKER = ".celery-data-folder"
-MARKER_TEXT = b"Made by this project's development broker; `make clean` deletes this folder.\n"
+MARKER = ".celery-data-folder"
+MARKER_TEXT = b"Made by celery_devfs, the development broker; `make clean` deletes this folder.\n"
 
 project = Path.cwd()
 env_file = project / ".env"
@@ -27,7 +26,7 @@ for name in DATA_FOLDERS:
     (data / name).mkdir(mode=0o700, exist_ok=True)
     (data / name).chmod(0o700)
 # The mark of a data folder the project made: only such a folder is cleaned.
-fd = os.open(data / DATA_MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+fd = os.open(data / MARKER, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
 with os.fdopen(fd, "wb") as marker:
     marker.write(MARKER_TEXT)
 

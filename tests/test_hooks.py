@@ -83,20 +83,14 @@ def constant(path, name):
     raise AssertionError(f"{name} not found in {path}")
 
 
-@pytest.mark.parametrize("name", ["DATA_FOLDERS", "DATA_MARKER", "MARKER_TEXT"])
-def test_post_gen_agrees_with_the_settings(name):
+@pytest.mark.parametrize("name", ["DATA_FOLDERS", "MARKER", "MARKER_TEXT"])
+def test_post_gen_agrees_with_celery_devfs(name):
     hook = constant(TEMPLATE / "hooks" / "post_gen_project.py", name)
-    settings = constant(
-        TEMPLATE
-        / "{{cookiecutter.project_slug}}"
-        / "{{cookiecutter.project_slug}}"
-        / "settings.py",
-        name,
-    )
-    assert hook == settings
+    devfs = TEMPLATE / "{{cookiecutter.project_slug}}" / "celery_devfs" / "folders.py"
+    assert hook == constant(devfs, name)
 
 
 def test_post_gen_makes_the_folders_the_settings_use(baked):
     folders = constant(TEMPLATE / "hooks" / "post_gen_project.py", "DATA_FOLDERS")
-    marker = constant(TEMPLATE / "hooks" / "post_gen_project.py", "DATA_MARKER")
+    marker = constant(TEMPLATE / "hooks" / "post_gen_project.py", "MARKER")
     assert sorted(p.name for p in (baked / ".celery").iterdir()) == sorted([*folders, marker])

@@ -15,7 +15,7 @@ import uuid
 import pytest
 
 from {{ cookiecutter.project_slug }} import app as default_app
-from {{ cookiecutter.project_slug }} import servers, settings
+from {{ cookiecutter.project_slug }} import cli, settings
 from {{ cookiecutter.project_slug }}.celery import create_app
 
 
@@ -64,7 +64,7 @@ def wait_until_ready(app, worker, log_file, timeout=60):
 
 def require_servers(app):
     """Skip the test when the production servers do not answer; fail instead on CI."""
-    problems = servers.unreachable(app)
+    problems = cli.unreachable(app)
     if problems and os.environ.get("CI") == "true":
         pytest.fail("; ".join(problems))
     if problems:
@@ -80,12 +80,7 @@ def production_env():
     return env
 
 
-# The development broker, kombu's own filesystem broker (one .env line away), and production.
-SETUPS = {
-    "development": {"CELERY_ENV": "development", "CELERY_DEV_BROKER": "devfs"},
-    "development-kombu": {"CELERY_ENV": "development", "CELERY_DEV_BROKER": "filesystem"},
-    "production": {"CELERY_ENV": "production"},
-}
+SETUPS = {"development": {"CELERY_ENV": "development"}, "production": {"CELERY_ENV": "production"}}
 
 
 def setup_env(setup, folder):

@@ -3,9 +3,7 @@
 import pytest
 from celery import chord, group
 
-from {{ cookiecutter.project_slug }} import status
-from {{ cookiecutter.project_slug }}.demo import sample_chord
-from {{ cookiecutter.project_slug }}.tasks import tsum
+from {{ cookiecutter.project_slug }}.tasks import sample_chord, tsum
 
 
 def test_sample_chord_gives_10(celery_app):
@@ -27,8 +25,3 @@ def test_an_error_in_a_task_reaches_the_caller(celery_app):
     with pytest.raises(TypeError):
         result.get(timeout=30)
     assert result.state == "FAILURE"
-
-
-def test_status_names_the_running_worker(celery_app, capsys):
-    status.main(celery_app)
-    assert ": up, 0 task(s) running" in capsys.readouterr().out

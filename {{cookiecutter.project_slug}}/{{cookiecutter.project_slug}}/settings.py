@@ -1,20 +1,13 @@
-"""Every setting of the project, in one place.
-
-Values come from the environment; `.env` (beside pyproject.toml) fills in what
-the environment does not set. CELERY_ENV picks where messages and results go:
-
-- development (the default): plain files under CELERY_DATA_DIR, no server;
-- production: the broker at CELERY_BROKER_URL (RabbitMQ) and the result
-  backend at CELERY_RESULT_BACKEND (Redis).
-
-Setting names are Celery's own: https://docs.celeryq.dev/en/stable/userguide/configuration.html
+"""Every setting of the project, in one place, read from the environment; `.env`
+fills in what the environment does not set. CELERY_ENV picks development (plain
+files under CELERY_DATA_DIR, through celery_devfs) or production (RabbitMQ at
+CELERY_BROKER_URL, Redis at CELERY_RESULT_BACKEND). The names are Celery's own:
+https://docs.celeryq.dev/en/stable/userguide/configuration.html
 """
 
 import functools
 import io
 import os
-import shutil
-from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,34 +17,13 @@ from dotenv.parser import parse_stream
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.utils.url import maybe_sanitize_url
 
+import celery_devfs
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PACKAGE_DIR = Path(__file__).resolve().parent
-ENVIRONMENTS = ("development", "production")
-# Folders of the development broker and backend, under CELERY_DATA_DIR.
-DATA_FOLDERS = ("queue", "control", "processed", "quarantine", "results")
-# Written in every data folder the project creates: `make clean` deletes only a
-# folder that carries it, and only the names below.
-DATA_MARKER = ".celery-data-folder"
-MARKER_TEXT = b"Made by this project's development broker; `make clean` deletes this folder.\n"
-# Files the project writes in the data folder itself (make demo, make beat).
-DATA_FILES = ("demo-worker.log", "beat-schedule*", "beat.pid")
-# Never a data folder, even when empty: `make clean` must not come near them.
-SYSTEM_FOLDERS = tuple(
-    Path(p)
-    for p in ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc")
-    + ("/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/Users", "/Library")
-)
-# CELERY_DEV_BROKER: our safe and quick file broker and backend (devbroker.py,
-# devbackend.py), or kombu's and Celery's own, unchanged.
-DEV_BROKERS = ("devfs", "filesystem")
 
 
 class SettingsError(SystemExit):
-    """A wrong setting: one line on stderr and exit status 1.
-
-    A SystemExit rather than a ValueError, so that `celery -A ...`, `make` and
-    `python -m` print this line alone instead of a traceback.
-    """
+    """A wrong setting: one line and exit status 1, with no traceback from Celery's CLI."""
 
     def __init__(self, message):
         super().__init__(f"ERROR: {message}")
@@ -66,12 +38,11 @@ def read_environment(environ=None, dotenv_file=PROJECT_ROOT / ".env"):
 
 @functools.cache
 def read_dotenv(dotenv_file):
-    """The values of a .env file (none when it is missing); a line that is not
-    NAME=value is an error naming the file and the line, not a warning per read."""
+    """The values of a .env file; a line that is not NAME=value is an error."""
+    if not Path(dotenv_file).exists():
+        return {}
     try:
         text = Path(dotenv_file).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{dotenv_file} cannot be read ({exc}); fix or delete it") from None
     for binding in parse_stream(io.StringIO(text)):
@@ -84,130 +55,20 @@ def read_dotenv(dotenv_file):
 
 
 def data_dir(env):
-    """CELERY_DATA_DIR as an absolute path (a relative one starts at the project
-    root), once it is sure to be a folder of the project's own."""
-    value = env.get("CELERY_DATA_DIR") or ".celery"
-    path = (PROJECT_ROOT / Path(value).expanduser()).resolve()
-    why = not_a_data_folder(path)
-    if why:
-        raise SettingsError(
-            f"CELERY_DATA_DIR={value!r} ({path}) {why}; "
-            "point it to a new folder of its own, e.g. CELERY_DATA_DIR=.celery"
-        )
-    return path
-
-
-def not_a_data_folder(path):
-    """Why `path` must not be a data folder (that `make clean` deletes), or None."""
-    home = Path.home().resolve()
-    if path == PROJECT_ROOT or path in PROJECT_ROOT.parents:
-        return "holds the project itself"
-    if path == PACKAGE_DIR or PACKAGE_DIR in path.parents:
-        return "is inside the package's source code"
-    if path == home or path in home.parents:
-        return "holds your home folder"
-    if path in SYSTEM_FOLDERS:
-        return "is a system folder"
-    if path.exists() and not path.is_dir():
-        return "is a file, not a folder"
-    if path.is_dir() and not is_ours(path):
-        return "already holds files that this project did not create"
-    return None
-
-
-def is_ours(folder):
-    """A folder the project made: it has the marker, or holds only names we create
-    (an empty folder, or one made before there was a marker)."""
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return False
-    return DATA_MARKER in names or all(is_data_name(name) for name in names)
-
-
-def is_data_name(name):
-    return (
-        name in DATA_FOLDERS
-        or name == DATA_MARKER
-        or any(Path(name).match(pattern) for pattern in DATA_FILES)
-    )
-
-
-def make_data_folders(env):
-    """Create the data folder, marked as ours, and its subfolders, owner-only
-    (chmod too: mkdir's mode gives way to the umask, and parents get none)."""
-    path = data_dir(env)
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.chmod(0o700)
-        marker = path / DATA_MARKER
-        if not marker.exists():
-            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as file:
-                file.write(MARKER_TEXT)
-        for name in DATA_FOLDERS:
-            (path / name).mkdir(mode=0o700, exist_ok=True)
-            (path / name).chmod(0o700)
-    except OSError as exc:
-        raise SettingsError(
-            f"CELERY_DATA_DIR={str(path)!r} cannot be used ({exc.strerror}); "
-            "point it to a folder you can write to, e.g. CELERY_DATA_DIR=.celery"
-        ) from None
-    return path
-
-
-def remove_data_folders(env):
-    """`make clean`: delete what the project wrote in the data folder, and the
-    folder once empty. Returns the names of anything else found there: those
-    are kept, and so is the marker, so that the folder stays ours."""
-    path = data_dir(env)  # refuses a folder that is not ours
-    if not path.is_dir():
-        return []
-    kept = []
-    for entry in os.scandir(path):
-        if not is_data_name(entry.name):
-            kept.append(entry.name)
-        elif entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
-        elif entry.name != DATA_MARKER:
-            os.remove(entry.path)
-    if not kept:
-        (path / DATA_MARKER).unlink(missing_ok=True)
-        path.rmdir()
-    return sorted(kept)
-
-
-def data_folders(env):
-    """Absolute paths of the development broker's and backend's folders."""
-    return {name: data_dir(env) / name for name in DATA_FOLDERS}
+    """CELERY_DATA_DIR as an absolute path: a relative one starts at the project root."""
+    return (PROJECT_ROOT / Path(env.get("CELERY_DATA_DIR") or ".celery").expanduser()).resolve()
 
 
 def load(environ=None):
     """The Celery configuration for the environment named by CELERY_ENV."""
     env = read_environment(environ)
     name = env.get("CELERY_ENV") or "development"
-    if name == "development":
-        return {**common(env), **development(env)}
-    if name == "production":
-        return {**common(env), **production(env)}
-    raise SettingsError(
-        f"CELERY_ENV={name!r} is not a known environment; "
-        f"set CELERY_ENV to one of {', '.join(ENVIRONMENTS)} in .env"
-    )
-
-
-# Acknowledge a message once its task has run, one message at a time: a
-# worker that dies mid-task leaves the task to another worker, and a long task
-# does not hold others back in a prefetch buffer. Tasks must then be safe to run
-# twice. Production and the development broker; not kombu's own filesystem
-# broker, which polls once a second: one message at a time would crawl there.
-LATE_ACKS = {
-    "task_acks_late": True,
-    "worker_prefetch_multiplier": 1,
-    # A task still running when the broker connection is lost is delivered
-    # again; cancel the first run rather than run it twice.
-    "worker_cancel_long_running_tasks_on_connection_loss": True,
-}
+    if name not in ENVIRONMENTS:
+        raise SettingsError(
+            f"CELERY_ENV={name!r} is not a known environment; "
+            f"set CELERY_ENV to one of {', '.join(ENVIRONMENTS)} in .env"
+        )
+    return {**common(env), **ENVIRONMENTS[name](env)}
 
 
 def common(env):
@@ -226,13 +87,19 @@ def common(env):
         # Name the queue after the project, so that projects sharing one RabbitMQ
         # never take each other's tasks.
         "task_default_queue": env.get("CELERY_QUEUE") or __package__,
-        # Stop runaway tasks: SoftTimeLimitExceeded is raised in the task after
-        # 5 minutes, the process is killed after 6. Override per task with
-        # @shared_task(time_limit=..., soft_time_limit=...).
+        # Acknowledge a task once it has run, one message at a time: a worker
+        # that dies mid-task leaves it to another (tasks must be safe to run
+        # twice), and a long task holds no others back in a prefetch buffer.
+        "task_acks_late": True,
+        "worker_prefetch_multiplier": 1,
+        # A task still running when the broker connection is lost is delivered
+        # again; cancel the first run rather than run it twice.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Stop runaway tasks: SoftTimeLimitExceeded after 5 minutes, killed after 6.
+        # Override per task with @shared_task(time_limit=..., soft_time_limit=...).
         "task_soft_time_limit": 300,
         "task_time_limit": 360,
-        # Periodic tasks, run by `make beat`. An example, to change or delete:
-        # it adds 1 and 2 every minute. Nothing runs unless celery beat does.
+        # Periodic tasks, run by `make beat`. An example, to change or delete.
         "beat_schedule": {
             "example-tsum-every-minute": {
                 "task": f"{__package__}.tasks.tsum",
@@ -247,73 +114,38 @@ def common(env):
 
 
 def development(env):
-    """Plain files: messages in the queue folder, results in the results folder."""
-    broker = env.get("CELERY_DEV_BROKER") or "devfs"
-    if broker not in DEV_BROKERS:
+    """Files under CELERY_DATA_DIR (never around or in the code: make clean deletes it)."""
+    try:
+        return celery_devfs.celery_settings(data_dir(env), protect=[Path(__file__).parent])
+    except celery_devfs.DataFolderError as exc:
         raise SettingsError(
-            f"CELERY_DEV_BROKER={broker!r} is not a known broker; "
-            f"set it to one of {', '.join(DEV_BROKERS)} in .env"
-        )
-    make_data_folders(env)
-    folders = data_folders(env)
-    if broker == "devfs":
-        # devbroker.py and devbackend.py; celery.py registers these schemes.
-        broker_url = "devfs://"
-        result_backend = "devfile://" + folders["results"].as_uri().removeprefix("file://")
-        delivery = LATE_ACKS
-    else:
-        # A hostname keeps kombu from warning "No hostname was supplied" at every connection.
-        broker_url = "filesystem://localhost//"
-        result_backend = folders["results"].as_uri()
-        delivery = {}
-    return {
-        **delivery,
-        "broker_url": broker_url,
-        # Absolute paths: kombu's defaults are relative to the current directory,
-        # so a worker started elsewhere would silently use other folders.
-        "broker_transport_options": {
-            # One folder for both directions, or nothing is ever consumed.
-            "data_folder_in": str(folders["queue"]),
-            "data_folder_out": str(folders["queue"]),
-            # Bindings for broadcasts: celery inspect, status, control.
-            "control_folder": str(folders["control"]),
-            "processed_folder": str(folders["processed"]),
-            "store_processed": False,
-            # devfs: where damaged message files go (kombu's own ignores this).
-            "quarantine_folder": str(folders["quarantine"]),
-        },
-        "result_backend": result_backend,
-    }
-
-
-def uses_files(config):
-    """True for the development brokers, whose URLs Celery's variables must not override."""
-    return config["broker_url"].partition(":")[0] in DEV_BROKERS
+            f"CELERY_DATA_DIR={env.get('CELERY_DATA_DIR') or '.celery'!r} ({data_dir(env)}) "
+            f"{exc}; point it to a new folder of its own, e.g. CELERY_DATA_DIR=.celery"
+        ) from None
 
 
 def production(env):
     """RabbitMQ as the broker, Redis as the result backend, from the environment."""
-    backends = {*BACKEND_ALIASES, *(e.name for e in entry_points(group="celery.result_backends"))}
-    known = {"CELERY_BROKER_URL": TRANSPORT_ALIASES, "CELERY_RESULT_BACKEND": backends}
-    for variable, schemes in known.items():
-        if not env.get(variable):
+    for variable, schemes in (
+        ("CELERY_BROKER_URL", TRANSPORT_ALIASES),
+        ("CELERY_RESULT_BACKEND", BACKEND_ALIASES),
+    ):
+        url = env.get(variable)
+        if not url:
             raise SettingsError(
                 f"CELERY_ENV=production needs {variable}; set it in .env "
                 "(see .env.example) or set CELERY_ENV=development"
             )
-        # kombu and Celery would print a traceback for an unknown scheme.
-        scheme = urlsplit(env[variable]).scheme.partition("+")[0]
-        if scheme not in schemes:
-            url = maybe_sanitize_url(env[variable]) if "@" in env[variable] else env[variable]
+        scheme = urlsplit(url).scheme.partition("+")[0]
+        if scheme not in schemes:  # kombu and Celery would print a traceback
             raise SettingsError(
-                f"{variable}={url!r} has an unknown scheme {scheme + '://'!r}; "
-                "use amqp://user:password@host:5672// for RabbitMQ or redis://host:6379/0 "
-                "for Redis (see .env.example)"
+                f"{variable}={maybe_sanitize_url(url) if '@' in url else url!r} has an "
+                f"unknown scheme {scheme + '://'!r}; use amqp://user:password@host:5672// "
+                "for RabbitMQ or redis://host:6379/0 for Redis (see .env.example)"
             )
     return {
         "broker_url": env["CELERY_BROKER_URL"],
         "result_backend": env["CELERY_RESULT_BACKEND"],
-        **LATE_ACKS,
         # Give up on a server that does not answer within seconds, instead of hanging.
         "broker_connection_timeout": 5,
         "redis_socket_connect_timeout": 5,
@@ -323,3 +155,6 @@ def production(env):
         "result_backend_always_retry": True,
         "result_backend_max_retries": 10,
     }
+
+
+ENVIRONMENTS = {"development": development, "production": production}

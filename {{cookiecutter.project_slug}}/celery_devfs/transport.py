@@ -1,105 +1,72 @@
-"""The development broker: kombu's filesystem transport, made safe and quick.
+"""kombu's filesystem transport, made safe and quick: the celery_devfs broker.
 
-Same folders and file names as kombu's `filesystem://`, with these changes,
-each for a problem measured on kombu 5.7.0:
+Features
+========
+* Type: Virtual
+* Supports Direct: Yes
+* Supports Topic: Yes
+* Supports Fanout: Yes (remote control: celery inspect, control, status)
+* Supports Priority: No
+* Supports TTL: No
 
-- A message gets its final name only once complete (written under a dot-name,
-  then renamed), so a worker never reads an empty or half-written file
-  (kombu issue #1551: the worker died and the message was lost).
-- A worker claims a message by renaming it inside the same folder: exactly
-  one worker wins, and nothing is copied to the system temp folder.
-- One folder listing serves a whole batch, not one message: draining N
-  messages costs O(N log N), not O(N^2).
-- A file that is not a valid kombu message (empty, truncated, not JSON, the
-  wrong shape, an undecodable body, larger than RabbitMQ's 128 MiB limit, not
-  a regular file, unreadable) is moved to the quarantine folder with one log
-  line, and the worker goes on; a special file (FIFO, device, symlink) is
-  never opened. A claim name that does not parse is quarantined the same way.
-- Every file is written owner-only (0600), and a write that fails (a full
-  disk) removes its temporary file before the error reaches the caller.
+Same folders and file names as kombu's ``filesystem://``, with these
+changes, each for a problem measured on kombu 5.7.0:
+
+- A message gets its final name only once complete (written under a
+  dot-name, 0600, then renamed): a worker never reads a half-written file
+  (kombu #1551), and a failed write (a full disk) leaves nothing behind.
+- A worker claims a message by renaming it to ``.<name>~<host>~<pid>.claimed``
+  in the same folder: exactly one worker wins. The file stays until the
+  message is acknowledged; claims of dead processes of this machine go back
+  to the queue at the next listing, and unacknowledged messages go back when
+  the channel closes.
+- One folder listing serves every queue until inotify reports a change:
+  draining N messages costs O(N log N), not O(N^2).
+- A file that is not a valid kombu message (empty, not JSON, the wrong
+  shape, an undecodable body, over 128 MiB, not a regular file, unreadable)
+  or a claim name that does not parse is moved to the quarantine folder with
+  one log line; a FIFO, a device or a symlink is never opened.
 - Names start with the zero-padded time in nanoseconds: first in, first out.
-- An idle worker sleeps until Linux's inotify says a file arrived, so a task
-  starts within milliseconds without polling; elsewhere it polls.
-- Broadcast bindings (celery inspect, control) are rewritten atomically under
-  a lock, removed when their consumer closes, and broadcasts that expired
-  while a worker was down are dropped instead of replayed.
+- An idle worker sleeps on inotify (Linux) or polls every 0.1 s, and returns
+  at once when the worker starts to stop.
+- Broadcast bindings are rewritten atomically under a lock, removed when
+  their consumer closes; broadcasts that expired while a worker was down are
+  dropped instead of replayed.
+
+Connection String
+=================
+``devfs://`` (the folders come from the transport options).
+
+Transport Options
+=================
+* ``data_folder_in``, ``data_folder_out``: the queue folder (the same one).
+* ``control_folder``: broadcast bindings.
+* ``quarantine_folder``: where damaged files go (default: ``../quarantine``).
+* ``processed_folder``, ``store_processed``: as kombu's (keep acknowledged files).
+* ``polling_interval``: seconds between looks without inotify (default 0.1).
 """
 
-import ctypes
-import ctypes.util
-import functools
 import json
 import logging
 import os
 import select
 import socket
-import stat
 import time
 import uuid
 from collections import deque
 from pathlib import Path
 
-from celery import signals
 from celery.worker import state as worker_state
 from kombu.transport import filesystem, virtual
 from kombu.utils.objects import cached_property
+
+from .folders import MAX_FILE_BYTES, DamagedFile, read_regular_file, write_private_file
+from .notify import Inotify, drain, stopping_read
 
 logger = logging.getLogger(__name__)
 HOST = socket.gethostname().replace("~", "-")  # with the PID, names a claim's owner
 POLL = 0.1  # seconds between looks at the folder where there is no inotify
 RELIST = 1.0  # with inotify: look anyway this often, in case an event was missed
-# The largest message file read, as RabbitMQ 3.x's default max_message_size:
-# a hostile 10 GB file must not fill a worker's memory.
-MAX_MESSAGE_BYTES = 128 * 1024 * 1024
-
-
-class DamagedFile(ValueError):
-    """A file in the data folder that cannot be what it claims to be."""
-
-
-def read_regular_file(path, limit=MAX_MESSAGE_BYTES):
-    """The bytes of a regular file, never blocking: a FIFO, a device, a symlink or a
-    folder raises DamagedFile without being opened for reading."""
-    try:
-        mode = os.lstat(path).st_mode
-        if not stat.S_ISREG(mode):
-            raise DamagedFile(f"not a regular file (mode {stat.filemode(mode)})")
-        # O_NOFOLLOW and O_NONBLOCK: a swap for a symlink or a FIFO after the
-        # lstat cannot make us block or read elsewhere.
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise DamagedFile(f"unreadable ({exc.strerror})") from exc
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise DamagedFile(f"not a regular file (mode {stat.filemode(info.st_mode)})")
-        if info.st_size > limit:
-            raise DamagedFile(f"{info.st_size} bytes, more than the {limit} a message may have")
-        with os.fdopen(fd, "rb", closefd=False) as file:
-            return file.read(limit + 1)
-    except OSError as exc:
-        raise DamagedFile(f"unreadable ({exc.strerror})") from exc
-    finally:
-        os.close(fd)
-
-
-def write_private_file(path, data, temporary):
-    """Write `data` to `temporary` (owner-only), then rename it to `path`: readers see
-    the whole file or nothing. On failure (a full disk) the temporary file is removed."""
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        try:
-            os.remove(temporary)
-        except OSError:
-            pass
-        raise
 
 
 def check_message(message, decode_body):
@@ -152,8 +119,8 @@ class Channel(filesystem.Channel):
     def _put(self, queue, payload, **kwargs):
         name = f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
         data = json.dumps(payload).encode()
-        if len(data) > MAX_MESSAGE_BYTES:
-            raise ValueError(f"a message of {len(data)} bytes is over {MAX_MESSAGE_BYTES}")
+        if len(data) > MAX_FILE_BYTES:
+            raise ValueError(f"a message of {len(data)} bytes is over {MAX_FILE_BYTES}")
         folder = self.data_folder_out
         write_private_file(os.path.join(folder, name), data, os.path.join(folder, f".{name}.tmp"))
 
@@ -431,12 +398,12 @@ class Transport(filesystem.Transport):
                 self._awaiting_ack = False
             wakers = [self._acked[0]] + ([self._watch.fd] if self._watch else [])
             pause = min(left, RELIST if self._watch else POLL)
-            ready = select.select([*wakers, _wake_read], [], [], pause)[0]
+            ready = select.select([*wakers, stopping_read], [], [], pause)[0]
             self._awaiting_ack = False
             if not ready or (self._watch and self._watch.fd in ready):
                 self._changed = True  # a file arrived, or look anyway now and then
             for fd in set(ready) & set(wakers):
-                _drain(fd)
+                drain(fd)
 
     def folder_changed(self):
         """Is a new listing worth it? Without a watch (producers, polling), always."""
@@ -458,63 +425,7 @@ class Transport(filesystem.Transport):
         self._watch = self._acked = None
 
 
-def _drain(fd):
-    """Read all there is from a non-blocking fd: what woke us does not matter."""
-    try:
-        while os.read(fd, 65536):
-            pass
-    except BlockingIOError:
-        pass
-
-
 def _stopping():
     """Celery asked the worker to stop (a flag holds the exit code: 0 is not False)."""
     flags = (worker_state.should_stop, worker_state.should_terminate)
     return any(flag is not None and flag is not False for flag in flags)
-
-
-# Written to when the worker starts a warm or cold shutdown, to end a wait at once.
-_wake_read, _wake_write = os.pipe()
-os.set_blocking(_wake_write, False)
-
-
-@signals.worker_shutting_down.connect
-def _wake_up(**kwargs):
-    try:
-        os.write(_wake_write, b"!")
-    except BlockingIOError:
-        pass  # the pipe is full: waiters wake up already
-
-
-@functools.cache
-def _libc():
-    name = ctypes.util.find_library("c")  # slow (it may run ldconfig): once per process
-    return ctypes.CDLL(name, use_errno=True) if name else None
-
-
-class Inotify:
-    """Wake up when a file is moved into or finishes being written in a folder (Linux)."""
-
-    IN_CLOSE_WRITE, IN_MOVED_TO, IN_NONBLOCK, IN_CLOEXEC = 0x8, 0x80, 0o4000, 0o2000000
-
-    def __init__(self, fd):
-        self.fd = fd
-
-    @classmethod
-    def watching(cls, folder):
-        """An Inotify on the folder, or None where the OS has no inotify (then we poll)."""
-        libc = _libc()
-        if libc is None or not hasattr(libc, "inotify_init1"):
-            return None
-        fd = libc.inotify_init1(cls.IN_NONBLOCK | cls.IN_CLOEXEC)
-        mask = cls.IN_CLOSE_WRITE | cls.IN_MOVED_TO
-        if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(folder), mask) < 0:
-            if fd >= 0:
-                os.close(fd)
-            return None
-        return cls(fd)
-
-    def wait(self, seconds):
-        """Return when a file arrives, or after `seconds`."""
-        if select.select([self.fd], [], [], seconds)[0]:
-            _drain(self.fd)

@@ -1,6 +1,7 @@
-"""The development result backend: Celery's file backend, made safe and quick.
+"""Celery's file result backend, made safe and quick: the celery_devfs backend.
 
-Same files as Celery's `file://` backend, with these changes:
+URL: ``devfs:///absolute/path/to/results``. Same files as Celery's
+``file://`` backend, with these changes:
 
 - A result file is written under a temporary name (owner-only), then
   renamed: a reader never sees it empty or half-written (a finished task
@@ -32,7 +33,8 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from .devbroker import DamagedFile, Inotify, read_regular_file, write_private_file
+from .folders import DamagedFile, read_regular_file, write_private_file
+from .notify import Inotify
 
 logger = logging.getLogger(__name__)
 POLL = 0.005  # seconds between looks while waiting for results, without inotify
@@ -43,8 +45,8 @@ class Backend(FilesystemBackend):
     implements_incr = fcntl is not None
 
     def _find_path(self, url):
-        # devfile:///path/to/results, as Celery's file:///path/to/results
-        return super()._find_path(url.replace("devfile://", "file://", 1))
+        # devfs:///path/to/results, as Celery's file:///path/to/results
+        return super()._find_path(url.replace("devfs://", "file://", 1))
 
     def set(self, key, value):
         temporary = self.sep.join((self.path, f".tmp-{uuid.uuid4().hex}".encode()))

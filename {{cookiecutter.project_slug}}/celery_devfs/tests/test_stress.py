@@ -1,6 +1,6 @@
-"""The development broker under load, with damaged files, and with several workers.
+"""celery_devfs under load, with damaged files, and with several workers.
 
-Real workers (`celery worker`) on one data folder; bounded in count and time.
+Real workers on one data folder; bounded in count and time (about a minute).
 """
 
 import os
@@ -13,17 +13,17 @@ from collections import Counter
 
 import pytest
 
-from {{ cookiecutter.project_slug }} import settings
+from .conftest import ROOT
 
 pytestmark = pytest.mark.stress
-PACKAGE = settings.__package__
 PRODUCERS, TASKS_EACH = 3, 1000
 SUCCEEDED = re.compile(r"Task \S+\[([0-9a-f-]{36})\] succeeded")
-PRODUCER = f"""
-import sys, time
-from {PACKAGE}.tasks import tsum
+PRODUCER = """
+import os, sys, time
+from celery_devfs.tests.app import make_app
+app = make_app(os.environ)
 first, count = int(sys.argv[1]), int(sys.argv[2])
-results = [tsum.delay([first + i, 1]) for i in range(count)]
+results = [app.send_task("devfs_tests.add", ([first + i, 1],)) for i in range(count)]
 deadline = time.monotonic() + 60
 wrong = sum(r.get(timeout=max(0.1, deadline - time.monotonic())) != first + i + 1
             for i, r in enumerate(results))
@@ -31,34 +31,23 @@ print(wrong)
 """
 # A real worker, with a short polling interval: kombu's own broker loses
 # messages more often the shorter it is.
-WORKER = f"""
+WORKER = """
 import sys
-from {PACKAGE} import app
+from celery_devfs.tests.app import app
 app.conf.broker_transport_options["polling_interval"] = 0.01
 app.worker_main(["worker", "--pool=prefork", "--concurrency=2", "--loglevel=INFO", *sys.argv[1:]])
 """
 
 
-def environment(tmp_path, dev_broker):
-    env = {
-        **os.environ,
-        "CELERY_ENV": "development",
-        "CELERY_DEV_BROKER": dev_broker,
-        "CELERY_DATA_DIR": str(tmp_path / "data"),
-    }
-    settings.load(env)  # creates the data folders
-    return env
-
-
-def run_stress(spawn, tmp_path, dev_broker):
-    env = environment(tmp_path, dev_broker)
+def run_stress(spawn, tmp_path, env):
     logs = [tmp_path / f"worker{n}.log" for n in (1, 2)]
     workers = [
         spawn(["-c", WORKER, f"--hostname=w{n}@%h"], env, log=open(log, "w"))
         for n, log in enumerate(logs, 1)
     ]
     producers = [spawn(["-c", PRODUCER, n * TASKS_EACH, TASKS_EACH], env) for n in range(PRODUCERS)]
-    damaged = settings.data_folders(env)["queue"] / f"{time.time_ns():020d}_damaged.{PACKAGE}.msg"
+    queue, data = env["DEVFS_TEST_QUEUE"], tmp_path / "data"
+    damaged = data / "queue" / f"{time.time_ns():020d}_damaged.{queue}.msg"
     time.sleep(0.5)
     damaged.write_bytes(b"")
     deadline = time.monotonic() + 90
@@ -71,11 +60,14 @@ def run_stress(spawn, tmp_path, dev_broker):
         worker.terminate()
         worker.wait(timeout=30)
     runs = Counter(m for log in logs for m in SUCCEEDED.findall(log.read_text()))
-    return wrong, runs, damaged, settings.data_folders(env)["quarantine"], logs
+    return wrong, runs, damaged, data / "quarantine", logs
 
 
-def test_thousands_of_tasks_run_exactly_once_and_a_damaged_file_is_quarantined(spawn, tmp_path):
-    wrong, runs, damaged, quarantine, logs = run_stress(spawn, tmp_path, "devfs")
+def test_thousands_of_tasks_run_exactly_once_and_a_damaged_file_is_quarantined(
+    spawn, setup_for, tmp_path
+):
+    env, _ = setup_for("devfs")
+    wrong, runs, damaged, quarantine, logs = run_stress(spawn, tmp_path, env)
     assert wrong == [0] * PRODUCERS  # every result came back, and right
     assert len(runs) == PRODUCERS * TASKS_EACH
     assert set(runs.values()) == {1}  # no task ran twice
@@ -89,16 +81,19 @@ def test_thousands_of_tasks_run_exactly_once_and_a_damaged_file_is_quarantined(s
     "the worker dies on an empty file and its messages are lost",
     strict=False,
 )
-def test_kombus_own_filesystem_broker_loses_messages_under_the_same_load(spawn, tmp_path):
-    wrong, runs, *_ = run_stress(spawn, tmp_path, "filesystem")
+def test_kombus_own_filesystem_broker_loses_messages_under_the_same_load(
+    spawn, setup_for, tmp_path
+):
+    env, _ = setup_for("kombu")
+    wrong, runs, *_ = run_stress(spawn, tmp_path, env)
     assert wrong == [0] * PRODUCERS
     assert len(runs) == PRODUCERS * TASKS_EACH
 
 
 def celery(env, *args, timeout=30):
     return subprocess.run(
-        [sys.executable, "-m", "celery", "-A", PACKAGE, *args],
-        cwd=settings.PROJECT_ROOT,
+        [sys.executable, "-m", "celery", "-A", "celery_devfs.tests.app", *args],
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -115,10 +110,10 @@ def wait_for_nodes(env, names, timeout=30):
     pytest.fail(f"{names} did not all answer: {done.stdout}{done.stderr}")
 
 
-def test_remote_control_with_several_workers_started_at_once(spawn, tmp_path):
-    env = environment(tmp_path, "devfs")
-    send = f"from {PACKAGE}.tasks import tsum; [tsum.delay([i]) for i in range(5)]"
-    subprocess.run([sys.executable, "-c", send], cwd=settings.PROJECT_ROOT, env=env, check=True)
+def test_remote_control_with_several_workers_started_at_once(spawn, setup_for):
+    env, app = setup_for("devfs")
+    for i in range(5):
+        app.send_task("devfs_tests.add", ([i],))
     assert "Purged 5 messages" in celery(env, "purge", "--force").stdout
     names = ["a", "b", "c"]
     workers = [
@@ -131,8 +126,8 @@ def test_remote_control_with_several_workers_started_at_once(spawn, tmp_path):
         assert worker.wait(timeout=30) == 0
 
 
-def test_a_broadcast_sent_while_a_worker_was_down_is_not_replayed(spawn, tmp_path):
-    env = environment(tmp_path, "devfs")
+def test_a_broadcast_sent_while_a_worker_was_down_is_not_replayed(spawn, setup_for):
+    env, _ = setup_for("devfs")
     worker = spawn(["-c", WORKER, "--hostname=w@%h"], env, log=subprocess.DEVNULL)
     wait_for_nodes(env, ["w"])
     os.killpg(worker.pid, signal.SIGKILL)  # dies without unbinding its remote-control queue

@@ -15,33 +15,23 @@ import time
 
 import pytest
 
-from {{ cookiecutter.project_slug }} import devbroker, settings
-from {{ cookiecutter.project_slug }}.celery import create_app
-from {{ cookiecutter.project_slug }}.tasks import tsum
+from celery_devfs.transport import HOST
 
-PACKAGE = settings.__package__
-HOST = devbroker.HOST
-
-
-@pytest.fixture
-def dev(tmp_path):
-    """(environment, app, queue folder) on a fresh data folder."""
-    env = {**os.environ, "CELERY_ENV": "development", "CELERY_DATA_DIR": str(tmp_path / "data")}
-    app = create_app(settings.load(env))
-    return env, app, settings.data_folders(env)
+from .conftest import ROOT, WORKER
 
 
 def a_message(app, folders):
-    """A real message file's content, as the project's producer writes it."""
+    """A real message file's content, as Celery's producer writes it."""
     with app.connection_for_write() as connection:
-        tsum.apply_async(([1, 2],), connection=connection)
+        app.send_task("devfs_tests.add", ([1, 2],), connection=connection)
     (path,) = folders["queue"].glob("*.msg")
     content = json.loads(path.read_bytes())
     path.unlink()
     return content
 
 
-def message_name(queue=PACKAGE):
+def message_name(queue="devfs-tests"):
+    """A message file's name in `queue` (the tests' apps each have a queue of their own)."""
     return f"{time.time_ns():020d}_hostile.{queue}.msg"
 
 
@@ -77,11 +67,12 @@ HOSTILE = {
 def test_a_hostile_message_file_is_quarantined_and_the_next_one_delivered(dev, kind, caplog):
     env, app, folders = dev
     message = a_message(app, folders)
-    path = folders["queue"] / message_name()
+    queue = app.conf.task_default_queue
+    path = folders["queue"] / message_name(queue)
     HOSTILE[kind](path, message)
     with caplog.at_level(logging.ERROR), app.connection_for_read() as connection:
-        tsum.apply_async(([5, 6],), connection=connection)  # after the hostile one
-        got = connection.default_channel.basic_get(PACKAGE)
+        app.send_task("devfs_tests.add", ([5, 6],), connection=connection)  # after it
+        got = connection.default_channel.basic_get(queue)
         assert got is not None and got.payload[0] == [[5, 6]]
         got.ack()
     assert [p.name for p in folders["quarantine"].iterdir()] == [path.name]
@@ -106,8 +97,9 @@ def test_a_claim_name_that_does_not_parse_is_quarantined_not_raised(dev, name, c
     env, app, folders = dev
     (folders["queue"] / name).write_text("{}")
     with caplog.at_level(logging.ERROR), app.connection_for_read() as connection:
-        assert connection.default_channel.basic_get(PACKAGE) is None
-        assert connection.default_channel.basic_get(PACKAGE) is None  # and only once
+        queue = app.conf.task_default_queue
+        assert connection.default_channel.basic_get(queue) is None
+        assert connection.default_channel.basic_get(queue) is None  # and only once
     assert [p.name for p in folders["quarantine"].iterdir()] == [name]
     said = [r.getMessage() for r in caplog.records if "not a claim name" in r.getMessage()]
     assert len(said) == 1
@@ -117,12 +109,6 @@ def test_clients_ignore_bad_claim_names_too(dev):
     env, app, folders = dev
     (folders["queue"] / ".garbage.claimed").write_text("{}")
     assert app.control.ping(timeout=0.2) == []  # no worker, and no ValueError
-
-
-WORKER = [
-    "-m", "celery", "-A", PACKAGE, "worker", "--pool=prefork", "--concurrency=1",
-    "--loglevel=INFO",
-]  # fmt: skip
 
 
 def test_a_worker_survives_every_hostile_file_at_once(dev, spawn, tmp_path):
@@ -136,19 +122,14 @@ def test_a_worker_survives_every_hostile_file_at_once(dev, spawn, tmp_path):
         make(path, message)
         made.append(path)
     log_file = tmp_path / "worker.log"
-    worker = spawn(WORKER, env, log=open(log_file, "w"))
+    worker = spawn([*WORKER, "--concurrency=1"], env, log=open(log_file, "w"))
+    queue = app.conf.task_default_queue
     for path in made:  # into the queue while the worker runs, each under its own name
-        os.rename(
-            path, folders["queue"] / f"{time.time_ns():020d}_{path.parent.name}.{PACKAGE}.msg"
-        )
+        os.rename(path, folders["queue"] / f"{time.time_ns():020d}_{path.parent.name}.{queue}.msg")
     for name in (".garbage.claimed", f".{message_name()}~{HOST}~notapid.claimed"):
         (folders["queue"] / name).write_text("{}")
-    app.set_current()
-    try:
-        assert tsum.delay([20, 22]).get(timeout=60) == 42
-        assert app.control.ping(timeout=5), "the worker does not answer"
-    finally:
-        app.set_default()
+    assert app.send_task("devfs_tests.add", ([20, 22],)).get(timeout=60) == 42
+    assert app.control.ping(timeout=5), "the worker does not answer"
     assert worker.poll() is None, log_file.read_text()
     assert len(list(folders["quarantine"].iterdir())) == len(HOSTILE) + 2
     said = [line for line in log_file.read_text().splitlines() if "Damaged message file" in line]
@@ -157,15 +138,11 @@ def test_a_worker_survives_every_hostile_file_at_once(dev, spawn, tmp_path):
     assert worker.wait(timeout=30) == 0
 
 
-FULL_DISK = f"""
+FULL_DISK = """
 import json, os, sys
-from {PACKAGE} import settings
-from {PACKAGE}.celery import create_app
-from {PACKAGE}.tasks import tsum
+from celery_devfs.tests.app import make_app
 disk = sys.argv[1]
-env = dict(CELERY_ENV="development", CELERY_DATA_DIR=disk + "/data")
-app = create_app(settings.load(env))
-app.set_current()
+app = make_app(dict(DEVFS_TEST_SETUP="devfs", DEVFS_TEST_DATA=disk + "/data"))
 app.backend  # made, and its folder checked, while there is room
 with open(disk + "/filler", "wb", buffering=0) as filler:  # fill the disk
     try:
@@ -174,13 +151,14 @@ with open(disk + "/filler", "wb", buffering=0) as filler:  # fill the disk
     except OSError:
         pass
 errors = []
-for send in (lambda: tsum.delay([1, 2]), lambda: app.backend.store_result("t", 3, "SUCCESS")):
+send = lambda: app.send_task("devfs_tests.add", ([1, 2],))
+store = lambda: app.backend.store_result("t", 3, "SUCCESS")
+for write in (send, store):
     try:
-        send()
+        write()
     except OSError as exc:
         errors.append(exc.errno)
-folders = settings.data_folders(env)
-left = [p.name for name in ("queue", "results") for p in folders[name].iterdir()]
+left = [p.name for name in ("queue", "results") for p in os.scandir(disk + "/data/" + name)]
 print(json.dumps(dict(errors=errors, left=left)))
 """
 
@@ -196,7 +174,7 @@ def test_a_full_disk_fails_the_caller_and_leaves_no_temporary_file(tmp_path):
     disk.mkdir()
     done = subprocess.run(
         ["unshare", "-Urm", "sh", "-c", MOUNT_AND_RUN, "sh", disk, sys.executable, FULL_DISK],
-        cwd=settings.PROJECT_ROOT,
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,

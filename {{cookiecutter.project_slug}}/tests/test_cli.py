@@ -1,4 +1,5 @@
-"""What a user sees when a server does not answer: one line, why, and the fix."""
+"""cli.py: what a user sees when a server does not answer (one line, why, the fix),
+and make demo next to workers that are not the project's."""
 
 import os
 import socket
@@ -7,9 +8,10 @@ import sys
 import threading
 
 import pytest
+from conftest import wait_until_ready
 from kombu.utils.url import as_url, url_to_parts
 
-from {{ cookiecutter.project_slug }} import servers, settings
+from {{ cookiecutter.project_slug }} import cli, settings
 from {{ cookiecutter.project_slug }}.celery import create_app
 
 PACKAGE = settings.__package__
@@ -44,7 +46,7 @@ def run_package(*args, timeout=60, **env):
     ],
 )
 def test_a_broker_that_does_not_answer_is_explained(url, why):
-    assert servers.broker_problem(production_app(CELERY_BROKER_URL=url)) == why
+    assert cli.servers(production_app(CELERY_BROKER_URL=url))[0][2] == why
 
 
 @pytest.mark.parametrize(
@@ -55,26 +57,28 @@ def test_a_broker_that_does_not_answer_is_explained(url, why):
     ],
 )
 def test_a_backend_that_does_not_answer_is_explained(url, why):
-    assert servers.backend_problem(production_app(CELERY_RESULT_BACKEND=url)) == why
+    assert cli.servers(production_app(CELERY_RESULT_BACKEND=url))[1][2] == why
 
 
 def test_check_names_the_stopped_broker_without_its_password():
     done = run_package(
-        "-m", f"{PACKAGE}.check", CELERY_BROKER_URL=f"amqp://me:s3cret@{CLOSED_PORT}//"
+        "-m", f"{PACKAGE}.cli", "check", CELERY_BROKER_URL=f"amqp://me:s3cret@{CLOSED_PORT}//"
     )
     assert done.returncode == 1
     assert "s3cret" not in done.stdout + done.stderr
     assert (
-        f"broker:  amqp://me:**@{CLOSED_PORT}// unreachable (connection refused); {servers.FIX}"
+        f"broker:  amqp://me:**@{CLOSED_PORT}// unreachable (connection refused); {cli.FIX}"
         in done.stdout.splitlines()
     )
 
 
 def test_check_names_the_stopped_backend():
-    done = run_package("-m", f"{PACKAGE}.check", CELERY_RESULT_BACKEND=f"redis://{CLOSED_PORT}/0")
+    done = run_package(
+        "-m", f"{PACKAGE}.cli", "check", CELERY_RESULT_BACKEND=f"redis://{CLOSED_PORT}/0"
+    )
     assert done.returncode == 1
     assert (
-        f"backend: redis://{CLOSED_PORT}/0 unreachable (connection refused); {servers.FIX}"
+        f"backend: redis://{CLOSED_PORT}/0 unreachable (connection refused); {cli.FIX}"
         in done.stdout.splitlines()
     )
 
@@ -86,8 +90,7 @@ def test_a_worker_without_its_broker_exits_with_one_line():
     assert "s3cret" not in done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
     assert errors == [
-        f"ERROR: broker amqp://me:**@{CLOSED_PORT}// unreachable (connection refused); "
-        + servers.FIX
+        f"ERROR: broker amqp://me:**@{CLOSED_PORT}// unreachable (connection refused); " + cli.FIX
     ]
     assert "Traceback" not in done.stderr
 
@@ -124,9 +127,9 @@ def test_a_silent_server_is_given_up_on_within_the_5_s_the_readme_promises(
 ):
     url = url.format(silent_server)
     # Past 5 s plus start-up, it would have waited on a socket timeout (redis: 30 s).
-    done = run_package("-m", f"{PACKAGE}.check", **{variable: url}, timeout=15)
+    done = run_package("-m", f"{PACKAGE}.cli", "check", **{variable: url}, timeout=15)
     assert done.returncode == 1
-    line = f"{name + ':':9}{servers.masked(url)} unreachable (timeout); {servers.FIX}"
+    line = f"{name + ':':9}{cli.masked(url)} unreachable (timeout); {cli.FIX}"
     assert line in done.stdout.splitlines(), done.stdout + done.stderr
 
 
@@ -137,11 +140,76 @@ def test_a_worker_with_a_silent_backend_exits_with_one_line(silent_server):
     )
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
-    assert errors == [f"ERROR: backend {url} unreachable (timeout); {servers.FIX}"]
+    assert errors == [f"ERROR: backend {url} unreachable (timeout); {cli.FIX}"]
 
 
 @pytest.mark.production
 def test_bad_rabbitmq_credentials_are_named(production_env):
     broker = url_to_parts(production_env["CELERY_BROKER_URL"])
     url = as_url(*broker[:4], password="not-the-password", path=broker.path)
-    assert servers.broker_problem(production_app(CELERY_BROKER_URL=url)) == "bad credentials"
+    assert cli.servers(production_app(CELERY_BROKER_URL=url))[0][2] == "bad credentials"
+
+
+# A worker of another app on the project's broker, consuming the queue in
+# argv[1]: another project's worker (it knows none of our tasks), or, with
+# argv[2], a stale one whose tsum takes that many seconds.
+FOREIGN_WORKER = """
+import sys, time
+from celery import Celery
+from {package} import app as ours
+app = Celery("foreign")
+for name in ("broker_url", "result_backend", "broker_transport_options"):
+    app.conf[name] = ours.conf[name]
+if sys.argv[2:]:
+    @app.task(name="{package}.tasks.tsum")
+    def tsum(numbers):
+        time.sleep(float(sys.argv[2]))
+app.worker_main(["worker", "--pool=solo", "--hostname=foreign@%h", "-Q", sys.argv[1]])
+"""
+# make demo, with a shorter wait than its 60 s.
+DEMO = f"""
+import sys
+from {PACKAGE} import cli
+cli.TIMEOUT = 2
+sys.exit(cli.main("demo"))
+"""
+
+
+def run_demo(env, code=None):
+    command = ["-c", code] if code else ["-m", f"{PACKAGE}.cli", "demo"]
+    return subprocess.run(
+        [sys.executable, *command],
+        env=env,
+        cwd=settings.PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+@pytest.mark.parametrize("setup", ["development", "production"])
+def test_demo_ignores_a_worker_that_serves_another_queue(setup, setup_for, spawn, tmp_path):
+    env, app = setup_for(setup)
+    other_env, _ = setup_for(setup)
+    other_env["CELERY_DATA_DIR"] = env["CELERY_DATA_DIR"]  # same broker, another queue
+    code = FOREIGN_WORKER.format(package=PACKAGE)
+    log = tmp_path / "foreign.log"
+    worker = spawn(["-c", code, other_env["CELERY_QUEUE"]], other_env, log=open(log, "w"))
+    wait_until_ready(app, worker, log)
+    done = run_demo(env)
+    assert (done.returncode, done.stdout) == (0, "10\n"), done.stderr
+    assert done.stderr == ""
+
+
+def test_demo_fails_with_one_line_naming_the_worker_to_look_at(setup_for, spawn, tmp_path):
+    env, app = setup_for("production")  # Redis, whose results printed a traceback at exit
+    log = tmp_path / "foreign.log"
+    code = FOREIGN_WORKER.format(package=PACKAGE)
+    worker = spawn(["-c", code, env["CELERY_QUEUE"], "3"], env, log=open(log, "w"))
+    wait_until_ready(app, worker, log)
+    done = run_demo(env, DEMO)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "ERROR: the chord failed (TimeoutError: The operation timed out.); "
+        f"see the output of foreign@{socket.gethostname()}"
+    ]

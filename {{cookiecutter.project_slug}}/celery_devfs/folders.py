@@ -1,0 +1,147 @@
+"""The data folder: which folders may be one, how it is made and cleaned, and
+how files in it are read and written without ever blocking or being half-seen."""
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+# The subfolders, as kombu's filesystem transport and Celery's file backend name them.
+DATA_FOLDERS = ("queue", "control", "processed", "quarantine", "results")
+# In every data folder we make: only a folder that has it is ever cleaned.
+MARKER = ".celery-data-folder"
+MARKER_TEXT = b"Made by celery_devfs, the development broker; `make clean` deletes this folder.\n"
+# Files a project may keep in the data folder too (make demo's log, beat's files).
+OTHER_FILES = ("*.log", "beat-schedule*", "beat.pid")
+SYSTEM_FOLDERS = tuple(
+    Path(p)
+    for p in ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc")
+    + ("/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/Users", "/Library")
+)
+# The largest message or result read, as RabbitMQ 3.x's default max_message_size:
+# a hostile 10 GB file (or /dev/zero) must not fill a worker's memory.
+MAX_FILE_BYTES = 128 * 1024 * 1024
+
+
+class DataFolderError(ValueError):
+    """The folder cannot be a data folder; the message says why."""
+
+
+class DamagedFile(ValueError):
+    """A file in the data folder that cannot be what its name says."""
+
+
+def not_a_data_folder(path, protect=()):
+    """Why `path` must not be a data folder (which a clean deletes), or None."""
+    for kept in [Path.home().resolve(), *(Path(p).resolve() for p in protect)]:
+        if path == kept or path in kept.parents:
+            return f"holds {kept}"
+        if kept in path.parents and kept != Path.home().resolve():
+            return f"is inside {kept}"
+    if path in SYSTEM_FOLDERS:
+        return "is a system folder"
+    if path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    if path.is_dir() and not is_ours(path):
+        return "already holds files that celery_devfs did not create"
+    return None
+
+
+def is_ours(folder):
+    """Has the marker, or holds only names we make (empty, or made before the marker)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return MARKER in names or all(is_data_name(name) for name in names)
+
+
+def is_data_name(name):
+    return name in (*DATA_FOLDERS, MARKER) or any(Path(name).match(p) for p in OTHER_FILES)
+
+
+def make_data_folders(data_dir, protect=()):
+    """Check, create (0700, marked) and return {name: path} of the data folders.
+    chmod too: mkdir's mode gives way to the umask, and parents get none."""
+    path = Path(data_dir).expanduser().resolve()
+    why = not_a_data_folder(path, protect)
+    if why:
+        raise DataFolderError(why)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.chmod(0o700)
+        if not (path / MARKER).exists():
+            write_private_file(path / MARKER, MARKER_TEXT, path / f".{MARKER}.tmp")
+        for name in DATA_FOLDERS:
+            (path / name).mkdir(mode=0o700, exist_ok=True)
+            (path / name).chmod(0o700)
+    except OSError as exc:
+        raise DataFolderError(f"cannot be used ({exc.strerror})") from None
+    return {name: path / name for name in DATA_FOLDERS}
+
+
+def remove_data_folders(data_dir, protect=()):
+    """Delete what celery_devfs and the project wrote there, then the folder once
+    empty. Returns the other names found (kept, with the marker: still ours)."""
+    path = Path(data_dir).expanduser().resolve()
+    why = not_a_data_folder(path, protect)
+    if why:
+        raise DataFolderError(why)
+    if not path.is_dir():
+        return []
+    kept = []
+    for entry in os.scandir(path):
+        if not is_data_name(entry.name):
+            kept.append(entry.name)
+        elif entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        elif entry.name != MARKER:
+            os.remove(entry.path)
+    if not kept:
+        (path / MARKER).unlink(missing_ok=True)
+        path.rmdir()
+    return sorted(kept)
+
+
+def read_regular_file(path, limit=MAX_FILE_BYTES):
+    """The bytes of a regular file. A FIFO, a device, a symlink or a folder raises
+    DamagedFile without being opened for reading, so nothing can block."""
+    try:
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise DamagedFile(f"not a regular file (mode {stat.filemode(mode)})")
+        # Should it become a symlink or a FIFO after the lstat: no follow, no block.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise DamagedFile(f"unreadable ({exc.strerror})") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise DamagedFile(f"not a regular file (mode {stat.filemode(info.st_mode)})")
+        if info.st_size > limit:
+            raise DamagedFile(f"{info.st_size} bytes, over the {limit} a file may have")
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read(limit + 1)
+    except OSError as exc:
+        raise DamagedFile(f"unreadable ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
+
+
+def write_private_file(path, data, temporary):
+    """Write `data` to `temporary` (0600), then rename it to `path`: readers see the
+    whole file or nothing. On failure (a full disk) the temporary file is removed."""
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.remove(temporary)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,70 @@
+"""File notifications: wake up when a file arrives in a folder (inotify on
+Linux, through ctypes: no dependency), or when the worker starts to stop."""
+
+import ctypes
+import ctypes.util
+import functools
+import os
+import select
+
+from celery import signals
+
+
+def drain(fd):
+    """Read all there is from a non-blocking fd: what woke us does not matter."""
+    try:
+        while os.read(fd, 65536):
+            pass
+    except BlockingIOError:
+        pass
+
+
+# Written to when the worker starts a warm or cold shutdown, to end a wait at once.
+stopping_read, _stopping_write = os.pipe()
+os.set_blocking(stopping_read, False)
+os.set_blocking(_stopping_write, False)
+
+
+@signals.worker_shutting_down.connect
+def _wake_up(**kwargs):
+    try:
+        os.write(_stopping_write, b"!")
+    except BlockingIOError:
+        pass  # the pipe is full: waiters wake up already
+
+
+@functools.cache
+def _libc():
+    name = ctypes.util.find_library("c")  # slow (it may run ldconfig): once per process
+    return ctypes.CDLL(name, use_errno=True) if name else None
+
+
+class Inotify:
+    """Readable when a file is moved into, or finishes being written in, a folder."""
+
+    IN_CLOSE_WRITE, IN_MOVED_TO, IN_NONBLOCK, IN_CLOEXEC = 0x8, 0x80, 0o4000, 0o2000000
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    @classmethod
+    def watching(cls, folder):
+        """An Inotify on the folder, or None where the OS has no inotify (then poll)."""
+        libc = _libc()
+        if libc is None or not hasattr(libc, "inotify_init1"):
+            return None
+        fd = libc.inotify_init1(cls.IN_NONBLOCK | cls.IN_CLOEXEC)
+        mask = cls.IN_CLOSE_WRITE | cls.IN_MOVED_TO
+        if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(folder), mask) < 0:
+            if fd >= 0:
+                os.close(fd)
+            return None
+        return cls(fd)
+
+    def wait(self, seconds):
+        """Return when a file arrives, or after `seconds`."""
+        if select.select([self.fd], [], [], seconds)[0]:
+            drain(self.fd)
+
+    def close(self):
+        os.close(self.fd)

@@ -1,0 +1,101 @@
+"""Which folders may be a data folder, how it is made, cleaned, and kept private."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+import celery_devfs
+from celery_devfs.folders import DATA_FOLDERS, MARKER
+
+
+@pytest.mark.parametrize(
+    ("folder", "why"),
+    [("/usr", "is a system folder"), ("/etc", "is a system folder"), ("/", "holds ")],
+)
+def test_system_folders_are_refused(folder, why):
+    with pytest.raises(celery_devfs.DataFolderError, match=why):
+        celery_devfs.celery_settings(folder)
+
+
+def test_the_home_folder_is_refused_even_when_empty(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(celery_devfs.DataFolderError, match=f"holds {tmp_path}"):
+        celery_devfs.celery_settings("~")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_protected_folders_can_neither_be_held_nor_hold_it(tmp_path):
+    code = tmp_path / "project" / "package"
+    code.mkdir(parents=True)
+    for folder, why in [(tmp_path / "project", "holds"), (code / "data", "is inside")]:
+        with pytest.raises(celery_devfs.DataFolderError, match=why):
+            celery_devfs.celery_settings(folder, protect=[code])
+    assert not (code / "data").exists()
+
+
+def test_a_folder_holding_other_files_is_refused_and_left_alone(tmp_path):
+    (tmp_path / "thesis.tex").write_text("years of work")
+    with pytest.raises(celery_devfs.DataFolderError, match="did not create"):
+        celery_devfs.celery_settings(tmp_path)
+    with pytest.raises(celery_devfs.DataFolderError, match="did not create"):
+        celery_devfs.remove_data_folders(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis.tex"]
+
+
+def test_a_file_or_a_folder_that_cannot_be_made_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(celery_devfs.DataFolderError, match="is a file, not a folder"):
+        celery_devfs.celery_settings(tmp_path / "file")
+    with pytest.raises(celery_devfs.DataFolderError, match="cannot be used"):
+        celery_devfs.celery_settings("/proc/no/such/folder")
+
+
+def test_clean_deletes_only_what_celery_devfs_and_the_project_made(tmp_path):
+    data = tmp_path / "data"
+    celery_devfs.celery_settings(data)
+    (data / "results" / "celery-task-meta-x").write_text("{}")
+    (data / "beat.pid").write_text("1")
+    assert celery_devfs.remove_data_folders(data) == []
+    assert not data.exists()
+    celery_devfs.celery_settings(data)
+    (data / "notes.txt").write_text("mine")
+    assert celery_devfs.remove_data_folders(data) == ["notes.txt"]
+    assert sorted(p.name for p in data.iterdir()) == [MARKER, "notes.txt"]
+    celery_devfs.celery_settings(data)  # still ours
+
+
+def test_a_data_folder_from_before_the_marker_is_adopted(tmp_path):
+    for name in DATA_FOLDERS:
+        (tmp_path / "data" / name).mkdir(parents=True)
+    celery_devfs.celery_settings(tmp_path / "data")
+    assert (tmp_path / "data" / MARKER).is_file()
+
+
+def test_every_folder_and_file_written_is_owner_only(tmp_path):
+    from .app import make_app
+
+    old = os.umask(0o022)  # the usual umask, which gives 755 and 644
+    try:
+        data = tmp_path / "new" / "data"
+        app = make_app({"DEVFS_TEST_SETUP": "devfs", "DEVFS_TEST_DATA": str(data)})
+        with app.connection_for_write() as connection:
+            app.send_task("x", connection=connection)
+        app.backend.store_result("a-task", 3, "SUCCESS")
+        app.backend.incr(b"a-counter")
+    finally:
+        os.umask(old)
+    made = [data, *data.rglob("*")]
+    assert len(made) > len(DATA_FOLDERS) + 3
+    for path in made:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"
+
+
+def test_the_settings_point_at_the_folders(tmp_path):
+    config = celery_devfs.celery_settings(tmp_path / "my data")
+    options = config["broker_transport_options"]
+    assert config["broker_url"] == "devfs://"
+    queue = str(tmp_path / "my data" / "queue")
+    assert options["data_folder_in"] == options["data_folder_out"] == queue
+    assert config["result_backend"] == "devfs://" + (tmp_path / "my data/results").as_posix()
+    assert Path(options["quarantine_folder"]).is_dir()

@@ -1,0 +1,104 @@
+"""The transport in-process, as kombu tests its own: a Connection, no worker."""
+
+import os
+import stat
+
+import pytest
+from kombu import Connection, Exchange, Queue
+
+import celery_devfs
+
+
+@pytest.fixture
+def connection(tmp_path):
+    options = celery_devfs.celery_settings(tmp_path / "data")["broker_transport_options"]
+    with Connection("devfs://", transport_options=options) as connection:
+        yield connection
+
+
+def queue_files(tmp_path):
+    return sorted(p.name for p in (tmp_path / "data" / "queue").iterdir())
+
+
+def test_put_get_ack(connection, tmp_path):
+    queue = connection.SimpleQueue("q")
+    queue.put({"n": 1})
+    queue.put({"n": 2})
+    (name, _), _ = [n.rsplit(".", 2)[1:] for n in queue_files(tmp_path)]
+    assert name == "q"
+    assert [p for p in queue_files(tmp_path)] == sorted(queue_files(tmp_path))  # FIFO names
+    first = queue.get(timeout=1)
+    assert first.payload == {"n": 1}
+    assert len([n for n in queue_files(tmp_path) if n.endswith(".claimed")]) == 1
+    first.ack()
+    second = queue.get(timeout=1)
+    second.ack()
+    assert second.payload == {"n": 2}
+    assert queue_files(tmp_path) == []
+
+
+def test_files_are_owner_only(connection, tmp_path):
+    connection.SimpleQueue("q").put({"n": 1})
+    (name,) = queue_files(tmp_path)
+    assert stat.S_IMODE(os.stat(tmp_path / "data" / "queue" / name).st_mode) == 0o600
+
+
+def test_reject_with_requeue_delivers_again(connection, tmp_path):
+    queue = connection.SimpleQueue("q")
+    queue.put({"n": 1})
+    queue.get(timeout=1).reject(requeue=True)
+    again = queue.get(timeout=1)
+    assert again.payload == {"n": 1}
+    again.reject()  # without requeue: gone
+    assert queue_files(tmp_path) == []
+
+
+def test_unacknowledged_messages_go_back_when_the_channel_closes(tmp_path):
+    options = celery_devfs.celery_settings(tmp_path / "data")["broker_transport_options"]
+    with Connection("devfs://", transport_options=options) as connection:
+        queue = connection.SimpleQueue("q")
+        queue.put({"n": 1})
+        assert queue.get(timeout=1).payload == {"n": 1}
+        queue.close()
+    assert [n.endswith(".q.msg") for n in queue_files(tmp_path)] == [True]
+    with Connection("devfs://", transport_options=options) as connection:
+        message = connection.SimpleQueue("q").get(timeout=1)
+        assert message.payload == {"n": 1}
+        message.ack()
+
+
+def test_a_claim_of_a_dead_process_goes_back_to_the_queue(connection, tmp_path):
+    queue = connection.SimpleQueue("q")
+    queue.put({"n": 1})
+    (name,) = queue_files(tmp_path)
+    folder = tmp_path / "data" / "queue"
+    dead = 2**22 + 12345  # above Linux's default pid_max: no such process
+    os.rename(folder / name, folder / f".{name}~{celery_devfs.transport.HOST}~{dead}.claimed")
+    message = queue.get(timeout=2)
+    assert message.payload == {"n": 1}
+    message.ack()
+
+
+def test_purge(connection, tmp_path):
+    queue = connection.SimpleQueue("q")
+    for n in range(3):
+        queue.put({"n": n})
+    assert queue.clear() == 3
+    assert queue_files(tmp_path) == []
+
+
+def test_fanout_reaches_every_bound_queue_and_unbinds_on_delete(connection):
+    exchange = Exchange("news", type="fanout")
+    channel = connection.default_channel
+    queues = [Queue(name, exchange, channel=channel) for name in ("a", "b")]
+    for queue in queues:
+        queue.declare()
+    connection.Producer(exchange=exchange).publish({"hello": 1}, declare=[exchange])
+    for queue in queues:
+        message = queue.get()
+        assert message.payload == {"hello": 1}
+        message.ack()
+    queues[0].delete()
+    connection.Producer(exchange=exchange).publish({"hello": 2})
+    assert queues[1].get().payload == {"hello": 2}
+    assert channel.basic_get("a") is None

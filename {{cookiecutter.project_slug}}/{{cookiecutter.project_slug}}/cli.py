@@ -1,0 +1,157 @@
+"""What the Makefile runs: `python -m <package>.cli check|demo|clean|data-dir|env`."""
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+
+from kombu.utils.url import maybe_sanitize_url
+
+import celery_devfs
+
+from . import app, settings
+from .tasks import sample_chord
+
+FIX = "start the servers (make services-up) or set CELERY_ENV=development in .env"
+TIMEOUT = 60  # seconds make demo waits for the chord
+
+
+def reason(exc):
+    """A few words for why a connection failed, from the whole exception chain."""
+    chain = []
+    while exc is not None and exc not in chain:
+        chain, exc = [*chain, exc], exc.__cause__ or exc.__context__
+    text = " ".join(f"{type(error).__name__} {error}".lower() for error in chain)
+    for words, why in [
+        (("access_refused", "auth", "password"), "bad credentials"),  # before "refused"
+        (("refused",), "connection refused"),
+        (("gaierror", "not known"), "unknown host"),
+        (("timed out", "timeout"), "timeout"),
+    ]:
+        if any(word in text for word in words):
+            return why
+    return f"{type(chain[0]).__name__}: {chain[0]}"
+
+
+def servers(app, timeout=5):
+    """[(name, URL with the password masked, problem or None)] of the broker and
+    backend, asked at once in daemon threads (one stuck on a silent server must not
+    hold the process at exit) and given up on after `timeout` seconds."""
+    found = {"broker": "timeout", "backend": "timeout"}
+
+    def ask(name):
+        try:
+            if name == "broker":
+                with app.connection_for_write() as connection:
+                    connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+            elif getattr(app.backend, "client", None) is not None:  # Redis: ask the server
+                app.backend.client.ping()
+            found[name] = None
+        except Exception as exc:  # any failure is reported, not raised
+            found[name] = reason(exc)
+
+    threads = [threading.Thread(target=ask, args=(name,), daemon=True) for name in found]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    urls = {"broker": app.conf.broker_url, "backend": app.conf.result_backend}
+    return [(name, masked(url), found[name]) for name, url in urls.items()]
+
+
+def masked(url):
+    """The URL with its password replaced by **."""
+    return maybe_sanitize_url(url) if "@" in url else url
+
+
+def unreachable(app):
+    """One line for each server that does not answer."""
+    return [f"{name} {url} unreachable ({why}); {FIX}" for name, url, why in servers(app) if why]
+
+
+def check(env):
+    print(f"environment: {env.get('CELERY_ENV') or 'development'}")
+    found = servers(app)
+    for name, url, why in found:
+        print(f"{name + ':':9}{url} " + (f"unreachable ({why}); {FIX}" if why else "ok"))
+    if app.conf.broker_url.startswith("devfs:"):
+        files = [p for p in settings.data_dir(env).rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files if p.exists())
+        print(f"{'data:':9}{settings.data_dir(env)} ({len(files)} files, {size / 1024:.1f} KiB)")
+    return 1 if any(why for _, _, why in found) else 0
+
+
+@contextlib.contextmanager
+def worker_running(log_file):
+    """Use the workers on our queue (another project's worker answers pings too), or
+    run one until the block ends. Yields where to look when the chord gives no result."""
+    replies = app.control.inspect(timeout=1.0).active_queues() or {}
+    queue = app.conf.task_default_queue
+    running = sorted(name for name, qs in replies.items() if queue in {q["name"] for q in qs})
+    if running:
+        yield f"the output of {', '.join(running)}"
+        return
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # results: yours only
+    with os.fdopen(fd, "ab") as log:
+        command = [sys.executable, "-m", "celery", "-A", app.main, "worker", "--pool=solo"]
+        worker = subprocess.Popen(command, cwd=settings.PROJECT_ROOT, stdout=log, stderr=log)
+    try:
+        yield str(log_file)
+    finally:
+        worker.terminate()  # SIGTERM: a warm shutdown
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def demo(env):
+    for line in unreachable(app):
+        return f"ERROR: {line}"
+    with worker_running(made_data_dir(env) / "demo-worker.log") as where:
+        result = sample_chord().delay()
+        try:
+            print(result.get(timeout=TIMEOUT))
+            return 0
+        except Exception as exc:  # the task's own error, or TimeoutError
+            return f"ERROR: the chord failed ({type(exc).__name__}: {exc}); see {where}"
+        finally:
+            # Redis: unsubscribe now. Left to AsyncResult.__del__ at interpreter
+            # exit, the unsubscribe fails there and prints a traceback.
+            consumer = getattr(app.backend, "result_consumer", None)
+            for task_id in [result.id, *(part.id for part in result.parent.results)]:
+                if consumer:
+                    consumer.cancel_for(task_id)
+
+
+def clean(env):
+    try:
+        kept = celery_devfs.remove_data_folders(settings.data_dir(env))
+    except celery_devfs.DataFolderError as exc:
+        return f"ERROR: CELERY_DATA_DIR={str(settings.data_dir(env))!r} {exc}; nothing deleted"
+    if kept:
+        print(f"kept {settings.data_dir(env)}: it also holds {', '.join(kept)}, not ours")
+    return 0
+
+
+def made_data_dir(env):
+    """The data folder, created owner-only if missing (in production too: beat, demo)."""
+    settings.data_dir(env).mkdir(mode=0o700, parents=True, exist_ok=True)
+    return settings.data_dir(env)
+
+
+def main(command):
+    commands = {"check": check, "demo": demo, "clean": clean}
+    commands["data-dir"] = lambda env: print(made_data_dir(env))
+    commands["env"] = lambda env: print(env.get("CELERY_ENV") or "development")
+    if command not in commands:
+        return f"usage: python -m {__name__} {'|'.join(commands)}"
+    return commands[command](settings.read_environment())
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else ""))
