@@ -33,10 +33,11 @@ class DamagedFile(ValueError):
 
 def not_a_data_folder(path, protect=()):
     """Why `path` must not be a data folder (which a clean deletes), or None."""
-    for kept in [Path.home().resolve(), *(Path(p).resolve() for p in protect)]:
+    home = Path.home().resolve()
+    for kept in [home, *(Path(p).resolve() for p in protect)]:
         if path == kept or path in kept.parents:
             return f"holds {kept}"
-        if kept in path.parents and kept != Path.home().resolve():
+        if kept in path.parents and kept != home:
             return f"is inside {kept}"
     if path in SYSTEM_FOLDERS:
         return "is a system folder"
@@ -45,6 +46,15 @@ def not_a_data_folder(path, protect=()):
     if path.is_dir() and not is_ours(path):
         return "already holds files that celery_devfs did not create"
     return None
+
+
+def checked(data_dir, protect=()):
+    """`data_dir` as an absolute path, or DataFolderError when it cannot be ours."""
+    path = Path(data_dir).expanduser().resolve()
+    why = not_a_data_folder(path, protect)
+    if why:
+        raise DataFolderError(why)
+    return path
 
 
 def is_ours(folder):
@@ -63,10 +73,7 @@ def is_data_name(name):
 def make_data_folders(data_dir, protect=()):
     """Check, create (0700, marked) and return {name: path} of the data folders.
     chmod too: mkdir's mode gives way to the umask, and parents get none."""
-    path = Path(data_dir).expanduser().resolve()
-    why = not_a_data_folder(path, protect)
-    if why:
-        raise DataFolderError(why)
+    path = checked(data_dir, protect)
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.chmod(0o700)
@@ -83,10 +90,7 @@ def make_data_folders(data_dir, protect=()):
 def remove_data_folders(data_dir, protect=()):
     """Delete what celery_devfs and the project wrote there, then the folder once
     empty. Returns the other names found (kept, with the marker: still ours)."""
-    path = Path(data_dir).expanduser().resolve()
-    why = not_a_data_folder(path, protect)
-    if why:
-        raise DataFolderError(why)
+    path = checked(data_dir, protect)
     if not path.is_dir():
         return []
     kept = []

@@ -36,9 +36,8 @@ def reason(exc):
 
 
 def servers(app, timeout=5):
-    """[(name, URL with the password masked, problem or None)] of the broker and
-    backend, asked at once in daemon threads (one stuck on a silent server must not
-    hold the process at exit) and given up on after `timeout` seconds."""
+    """[(name, masked URL, problem or None)] of broker and backend, asked at once in daemon
+    threads (a silent server must not hold the process at exit), for `timeout` seconds."""
     found = {"broker": "timeout", "backend": "timeout"}
 
     def ask(name):
@@ -120,21 +119,21 @@ def demo(env):
         except Exception as exc:  # the task's own error, or TimeoutError
             return f"ERROR: the chord failed ({type(exc).__name__}: {exc}); see {where}"
         finally:
-            # Redis: unsubscribe now. Left to AsyncResult.__del__ at interpreter
-            # exit, the unsubscribe fails there and prints a traceback.
+            # Redis: unsubscribe now; left to AsyncResult.__del__, it fails at exit, loudly.
             consumer = getattr(app.backend, "result_consumer", None)
-            for task_id in [result.id, *(part.id for part in result.parent.results)]:
-                if consumer:
+            if consumer:
+                for task_id in [result.id, *(part.id for part in result.parent.results)]:
                     consumer.cancel_for(task_id)
 
 
 def clean(env):
+    path = settings.data_dir(env)
     try:
-        kept = celery_devfs.remove_data_folders(settings.data_dir(env))
+        kept = celery_devfs.remove_data_folders(path, protect=settings.CODE)
     except celery_devfs.DataFolderError as exc:
-        return f"ERROR: CELERY_DATA_DIR={str(settings.data_dir(env))!r} {exc}; nothing deleted"
+        return f"ERROR: CELERY_DATA_DIR={str(path)!r} {exc}; nothing deleted"
     if kept:
-        print(f"kept {settings.data_dir(env)}: it also holds {', '.join(kept)}, not ours")
+        print(f"kept {path}: it also holds {', '.join(kept)}, not ours")
     return 0
 
 

@@ -20,6 +20,7 @@ from kombu.utils.url import maybe_sanitize_url
 import celery_devfs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CODE = [Path(__file__).resolve().parent]  # the data folder must not hold it or be in it
 
 
 class SettingsError(SystemExit):
@@ -114,9 +115,9 @@ def common(env):
 
 
 def development(env):
-    """Files under CELERY_DATA_DIR (never around or in the code: make clean deletes it)."""
+    """Plain files under CELERY_DATA_DIR: celery_devfs's broker and result backend."""
     try:
-        return celery_devfs.celery_settings(data_dir(env), protect=[Path(__file__).parent])
+        return celery_devfs.celery_settings(data_dir(env), protect=CODE)
     except celery_devfs.DataFolderError as exc:
         raise SettingsError(
             f"CELERY_DATA_DIR={env.get('CELERY_DATA_DIR') or '.celery'!r} ({data_dir(env)}) "
