@@ -183,14 +183,28 @@ class Channel(filesystem.Channel):
             return None
         if host != HOST or _alive(pid):
             return None
-        try:
-            os.rename(
-                os.path.join(self.data_folder_in, claimed), os.path.join(self.data_folder_in, name)
-            )
+        ours = os.path.join(self.data_folder_in, f".{name}~{HOST}~{os.getpid()}.claimed")
+        try:  # claim it first, so that only one worker puts it back
+            os.rename(os.path.join(self.data_folder_in, claimed), ours)
         except OSError:
             return None  # another worker took it back first
+        self._put_back(ours, name)
         logger.warning("Message %s of dead process %s put back in its queue", name, pid)
         return name
+
+    def _put_back(self, claimed, name):
+        """Return a claimed message to its queue, marked redelivered as RabbitMQ marks
+        it (Celery reads delivery_info["redelivered"]). A damaged file goes back as it
+        is: the next read quarantines it."""
+        try:
+            message = json.loads(read_regular_file(claimed))
+            message["properties"]["delivery_info"]["redelivered"] = True
+            data = json.dumps(message).encode()
+        except (ValueError, RecursionError, TypeError, KeyError):
+            pass
+        else:  # rewritten whole under the claim name: still ours until renamed
+            write_private_file(claimed, data, f"{claimed}.tmp")
+        os.rename(claimed, os.path.join(self.data_folder_in, name))
 
     def _read(self, claimed, name):
         """The message in a claimed file, or None when it was damaged (quarantined)."""
@@ -261,7 +275,7 @@ class Channel(filesystem.Channel):
         if claimed is None:
             return super()._restore(message)  # not ours: publish it again
         try:
-            os.rename(claimed, os.path.join(self.data_folder_in, name))
+            self._put_back(claimed, name)
         except FileNotFoundError:
             logger.warning("Message %s was deleted while claimed; not restored", name)
         return None
