@@ -26,7 +26,8 @@ import uuid
 from celery import states
 from celery.backends.filesystem import FilesystemBackend
 from celery.exceptions import TimeoutError as CeleryTimeoutError
-from kombu.utils.encoding import ensure_bytes
+from celery.result import GroupResult
+from kombu.utils.encoding import bytes_to_str, ensure_bytes
 
 try:
     import fcntl
@@ -43,6 +44,9 @@ POLL = 0.005  # seconds between looks while waiting for results, without inotify
 class Backend(FilesystemBackend):
     # Read by KeyValueStoreBackend.__init__, so it must be a class attribute.
     implements_incr = fcntl is not None
+    # GroupResult.get() waits for every result (get_many), as on Redis, instead of
+    # one result after another, which raises a parent's error before the group ends.
+    supports_native_join = True
 
     def _find_path(self, url):
         # devfs:///path/to/results, as Celery's file:///path/to/results
@@ -100,7 +104,12 @@ class Backend(FilesystemBackend):
         key = self.get_key_for_chord(request.group)
         if self.incr(key) < int(size):
             return None
-        self.set(key, str(int(size) - 1))  # the call below counts the last part again
+        # The last part: Celery's version below counts it again, against the
+        # number of results in the group, which is smaller than the number of
+        # parts when the header holds a group (a chain ending in one, say).
+        group = GroupResult.restore(request.group, backend=self)
+        if group is not None:
+            self.set(key, str(len(group) - 1))
         try:
             return super().on_chord_part_return(request, state, result, **kwargs)
         finally:
@@ -130,5 +139,81 @@ class Backend(FilesystemBackend):
             self._watch_pid = os.getpid()
         return self._watch
 
-    def get_many(self, task_ids, timeout=None, interval=0.5, **kwargs):
-        return super().get_many(task_ids, timeout, min(interval, POLL), **kwargs)
+    def get_many(
+        self,
+        task_ids,
+        timeout=None,
+        interval=0.5,
+        no_ack=True,
+        on_message=None,
+        on_interval=None,
+        max_iterations=None,
+        READY_STATES=states.READY_STATES,
+    ):
+        """Celery's, but a result is read when its file arrives (inotify), not every
+        file at every interval."""
+        watch = Inotify.watching(self.path)  # its own: the names it reports are ours to take
+        if not watch:
+            return super().get_many(
+                task_ids,
+                timeout,
+                min(interval, POLL),
+                no_ack,
+                on_message,
+                on_interval,
+                max_iterations,
+                READY_STATES,
+            )
+        return self._get_many_watched(
+            watch,
+            task_ids,
+            timeout,
+            interval,
+            on_message,
+            on_interval,
+            max_iterations,
+            READY_STATES,
+        )
+
+    def _get_many_watched(
+        self,
+        watch,
+        task_ids,
+        timeout,
+        interval,
+        on_message,
+        on_interval,
+        max_iterations,
+        READY_STATES,
+    ):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiting = {bytes_to_str(task_id): task_id for task_id in task_ids}
+        look_at, iterations = list(waiting), 0
+        try:
+            while waiting:
+                keys = [waiting[task_id] for task_id in look_at]
+                found = self._mget_to_results(
+                    self.mget([self.get_key_for_task(key) for key in keys]), keys, READY_STATES
+                )
+                self._cache.update(found)
+                for key, meta in found.items():
+                    waiting.pop(bytes_to_str(key), None)
+                    if on_message is not None:
+                        on_message(meta)
+                    yield bytes_to_str(key), meta
+                if not waiting:
+                    return
+                left = interval if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    raise CeleryTimeoutError(f"Operation timed out ({timeout})")
+                if on_interval:
+                    on_interval()
+                names = watch.names(min(left, interval))
+                prefix = os.fsdecode(self.task_keyprefix)
+                arrived = None if names is None else {n.removeprefix(prefix) for n in names}
+                look_at = [t for t in waiting if arrived is None or t in arrived]
+                iterations += 1
+                if max_iterations and iterations >= max_iterations:
+                    return
+        finally:
+            watch.close()

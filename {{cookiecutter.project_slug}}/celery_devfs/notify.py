@@ -6,6 +6,7 @@ import ctypes.util
 import functools
 import os
 import select
+import struct
 
 from celery import signals
 
@@ -43,6 +44,8 @@ class Inotify:
     """Readable when a file is moved into, or finishes being written in, a folder."""
 
     IN_CLOSE_WRITE, IN_MOVED_TO, IN_NONBLOCK, IN_CLOEXEC = 0x8, 0x80, 0o4000, 0o2000000
+    IN_Q_OVERFLOW = 0x4000
+    HEADER = struct.Struct("iIII")  # wd, mask, cookie, length of the name
 
     def __init__(self, fd):
         self.fd = fd
@@ -65,6 +68,26 @@ class Inotify:
         """Return when a file arrives, or after `seconds`."""
         if select.select([self.fd], [], [], seconds)[0]:
             drain(self.fd)
+
+    def names(self, seconds):
+        """The names that arrived, after waiting up to `seconds` for one; None when
+        the kernel dropped events (its queue overflowed): look at everything then."""
+        if not select.select([self.fd], [], [], seconds)[0]:
+            return set()
+        data, found = b"", set()
+        try:
+            while chunk := os.read(self.fd, 65536):
+                data += chunk
+        except BlockingIOError:
+            pass
+        while len(data) >= self.HEADER.size:  # struct inotify_event, then its name
+            _, mask, _, length = self.HEADER.unpack_from(data)
+            if mask & self.IN_Q_OVERFLOW:
+                return None
+            name = data[self.HEADER.size : self.HEADER.size + length].rstrip(b"\0")
+            found.add(os.fsdecode(name))
+            data = data[self.HEADER.size + length :]
+        return found
 
     def close(self):
         os.close(self.fd)

@@ -32,6 +32,10 @@ changes, each for a problem measured on kombu 5.7.0:
 - Broadcast bindings are rewritten atomically under a lock, removed when
   their consumer closes; broadcasts that expired while a worker was down are
   dropped instead of replayed.
+- Revokes are kept in the control folder, and a starting worker learns them
+  (what Mingle does on RabbitMQ and Redis).
+- A message put back in its queue is marked redelivered.
+- It joins Celery's event loop (asynchronous: the worker's Hub and AsynPool).
 
 Connection String
 =================
@@ -58,6 +62,7 @@ from pathlib import Path
 
 from celery.worker import state as worker_state
 from kombu.transport import filesystem, virtual
+from kombu.utils.functional import maybe_list
 from kombu.utils.objects import cached_property
 
 from .folders import MAX_FILE_BYTES, DamagedFile, read_regular_file, write_private_file
@@ -67,6 +72,9 @@ logger = logging.getLogger(__name__)
 HOST = socket.gethostname().replace("~", "-")  # with the PID, names a claim's owner
 POLL = 0.1  # seconds between looks at the folder where there is no inotify
 RELIST = 1.0  # with inotify: look anyway this often, in case an event was missed
+REVOKES = ("revoke", "revoke_by_stamped_headers")  # remote-control commands kept
+# As long and as many as Celery's worker keeps revokes (celery.worker.state).
+REVOKE_EXPIRES, REVOKES_MAX = worker_state.REVOKE_EXPIRES, worker_state.REVOKES_MAX
 
 
 def check_message(message, decode_body):
@@ -287,42 +295,125 @@ class Channel(filesystem.Channel):
     # Broadcast bindings -----------------------------------------------------
 
     def get_table(self, exchange):
-        file = self._exchange_file(exchange)
-        try:
-            rows = json.loads(read_regular_file(file))
+        return self._read_table(self._exchange_file(exchange))
+
+    def _read_table(self, file):
+        def check(rows):
             if not isinstance(rows, list) or not all(
                 isinstance(row, list) and len(row) == 3 and all(isinstance(v, str) for v in row)
                 for row in rows
             ):
                 raise DamagedFile("not a list of [routing key, pattern, queue]")
             return [filesystem.exchange_queue_t(*row) for row in rows]
+
+        return self._read_rows(file, check)
+
+    def _read_rows(self, file, check):
+        """check(the JSON list in `file`); [] when there is none, or it is damaged."""
+        try:
+            return check(json.loads(read_regular_file(file)))
         except FileNotFoundError:
             return []
         except (ValueError, RecursionError) as exc:  # DamagedFile, JSON, Unicode, nesting
-            logger.error("Unreadable binding table %s (%s): ignored", file, exc)
+            logger.error("Unreadable file %s (%s): ignored", file, exc)
             return []
 
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         row = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
-        self._change_table(exchange, lambda rows: rows if row in rows else [row, *rows])
+        file = self._exchange_file(exchange)
+        self._change_rows(
+            file, self._read_table, lambda rows: rows if row in rows else [row, *rows]
+        )
+        if exchange.endswith(".pidbox") and self.typeof(exchange).type == "fanout":
+            self._learn_revokes(exchange, queue)
 
     def _delete(self, queue, exchange, routing_key, pattern, *args, **kwargs):
         self.connection.pending.pop(queue, None)
         row = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
-        self._change_table(exchange, lambda rows: [r for r in rows if r != row])
-
-    def _change_table(self, exchange, change):
-        """Rewrite an exchange's bindings under a lock, replacing the file whole."""
         file = self._exchange_file(exchange)
+        self._change_rows(file, self._read_table, lambda rows: [r for r in rows if r != row])
+
+    def _change_rows(self, file, read, change):
+        """Rewrite a control file under a lock, replacing it whole."""
         lock_fd = os.open(file.with_name(f".{file.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
         with os.fdopen(lock_fd, "a+b") as lock_file:
             filesystem.lock(lock_file, filesystem.LOCK_EX)
             try:
-                rows = json.dumps(change(self.get_table(exchange))).encode()
+                rows = json.dumps(change(read(file))).encode()
                 temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
                 write_private_file(file, rows, temporary)
             finally:
                 filesystem.unlock(lock_file)
+
+    # Revokes: what Mingle does on RabbitMQ and Redis ------------------------------
+    # There, a starting worker asks the others for the tasks they know revoked
+    # (Mingle); Celery turns Mingle off for file transports. Here, every revoke
+    # broadcast is also kept in control/<exchange>.revokes for as long as Celery
+    # keeps a revoke (3 h, 50,000 of them), and a worker learns them when it binds
+    # its remote-control queue, as it starts: even when no other worker is up.
+
+    def _put_fanout(self, exchange, payload, routing_key, **kwargs):
+        super()._put_fanout(exchange, payload, routing_key, **kwargs)
+        if exchange.endswith(".pidbox"):
+            command = self._command(payload)
+            if command and command.get("method") in REVOKES:
+                self._keep_revoke(exchange, command)
+
+    def _command(self, payload):
+        """The remote-control command in a broadcast (JSON, kombu's default), or None."""
+        try:
+            body = self.decode_body(payload["body"], payload["properties"].get("body_encoding"))
+            command = json.loads(body)
+        except (ValueError, TypeError, KeyError, RecursionError):
+            return None
+        return command if isinstance(command, dict) else None
+
+    def _revokes_file(self, exchange):
+        return self._exchange_file(exchange).with_suffix(".revokes")
+
+    def _read_revokes(self, file):
+        def check(rows):
+            if not isinstance(rows, list) or not all(
+                isinstance(r, dict)
+                and isinstance(r.get("time"), float)
+                and r.get("method") in REVOKES
+                and isinstance(r.get("arguments"), dict)
+                for r in rows
+            ):
+                raise DamagedFile("not a list of revokes")
+            return [r for r in rows if r["time"] > time.time() - REVOKE_EXPIRES]
+
+        return self._read_rows(file, check)
+
+    def _keep_revoke(self, exchange, command):
+        kept = {key: command.get(key) for key in ("method", "arguments", "destination")}
+        kept["time"] = time.time()
+        file = self._revokes_file(exchange)
+        self._change_rows(file, self._read_revokes, lambda rows: [*rows, kept][-REVOKES_MAX:])
+
+    def _learn_revokes(self, exchange, queue):
+        """Flag the kept revokes in this worker before it takes any task, as Mingle
+        does (worker_state.revoked.update); stamped headers too, which Mingle does not."""
+        hostname = queue[: -len(exchange) - 1]  # Celery's queue: <hostname>.<exchange>
+        for kept in self._read_revokes(self._revokes_file(exchange)):
+            arguments, destination = kept["arguments"], kept.get("destination")
+            try:
+                if destination and hostname not in destination:
+                    continue
+                if kept["method"] == "revoke":
+                    task_ids = maybe_list(arguments["task_id"])
+                    if not all(isinstance(task_id, str) for task_id in task_ids):
+                        raise TypeError(f"task ids {task_ids!r}")
+                    worker_state.revoked.update(task_ids)
+                    continue
+                headers = arguments["headers"]
+                if isinstance(headers, list):  # Celery's handler takes ["key=value"] too
+                    headers = dict(h.split("=", 1) for h in headers)
+                for header, stamps in headers.items():
+                    known = maybe_list(worker_state.revoked_stamps.get(header) or [])
+                    worker_state.revoked_stamps[header] = [*known, *maybe_list(stamps)]
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                logger.error("Damaged revoke in %s ignored: %r", self.control_folder, exc)
 
     def queue_declare(self, queue=None, passive=False, **kwargs):
         if kwargs.get("auto_delete") or kwargs.get("exclusive"):
@@ -354,11 +445,14 @@ def _alive(pid):
 
 
 def _expired_broadcast(message):
-    """A remote-control broadcast whose sender stopped waiting for replies."""
+    """A remote-control broadcast whose sender stopped waiting for replies. An
+    `expires` of 0 is kombu's "never" (revoke, and every broadcast without reply)."""
     exchange = message["properties"]["delivery_info"]["exchange"]  # checked by check_message
     expires = (message.get("headers") or {}).get("expires")
     return (
-        exchange.endswith(".pidbox") and isinstance(expires, int | float) and expires < time.time()
+        exchange.endswith(".pidbox")
+        and isinstance(expires, int | float)
+        and 0 < expires < time.time()
     )
 
 
@@ -366,6 +460,10 @@ class Transport(filesystem.Transport):
     Channel = Channel
     polling_interval = POLL
     states = {}  # one BrokerState per control folder, not one per process
+    # Joins Celery's event loop (the worker's Hub): a worker then runs the same
+    # asynchronous consumer and prefork pool (AsynPool) as on Redis and RabbitMQ.
+    implements = filesystem.Transport.implements.extend(asynchronous=True)
+    BATCH = 64  # messages delivered per event loop callback, so that nothing waits long
 
     def __init__(self, client, **kwargs):
         super().__init__(client, **kwargs)
@@ -375,26 +473,78 @@ class Transport(filesystem.Transport):
         # every queue and every channel, until inotify says the folder changed.
         self.pending = {}
         self._changed = True
-        # Made by the first drain_events (producers need none): an inotify watch
-        # on the queue folder, and a pipe written to at an acknowledgement that
-        # frees a prefetch place drain_events waits for.
+        # Made by the first consumer (producers need none): an inotify watch on
+        # the queue folder, and a pipe written to at an acknowledgement that
+        # frees a prefetch place the consumer waits for.
         self._watch = self._acked = None
         self._awaiting_ack = False
+        self._loop = self._timer = None
 
     @property
     def default_connection_params(self):
         # No default hostname, or kombu warns "No hostname was supplied" at every connection.
         return {"port": self.default_port, "hostname": ""}
 
-    def drain_events(self, connection, timeout=None):
-        """Deliver one message; between looks, sleep until a file arrives."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if self._watch is None:  # before the first look, so that no later file is missed
+    def _start_watching(self):
+        """Before the first look, so that no later file is missed."""
+        if self._watch is None:
             folder = self.client.transport_options.get("data_folder_in", ".")
             self._watch = Inotify.watching(folder) or False
             self._acked = os.pipe()
             for fd in self._acked:
                 os.set_blocking(fd, False)
+        return [self._acked[0]] + ([self._watch.fd] if self._watch else [])
+
+    # Celery's event loop (a worker) -------------------------------------------
+
+    def register_with_event_loop(self, connection, loop):
+        """Deliver when a file arrives (inotify), when an acknowledgement frees a
+        prefetch place, and at a timer: the look that catches a missed event, the
+        claims of dead workers, and every look where there is no inotify."""
+        self._unregister()
+        self._loop = loop
+        for fd in self._start_watching():
+            loop.add_reader(fd, self.on_readable, fd)
+        self._timer = loop.call_repeatedly(RELIST if self._watch else POLL, self._look)
+        loop.call_soon(self._look)  # what was there before the worker started
+
+    def on_readable(self, fd):
+        drain(fd)
+        if self._watch and fd == self._watch.fd:
+            self._changed = True
+        self._deliver_ready()
+
+    def _look(self):
+        self._changed = True
+        self._deliver_ready()
+
+    def _deliver_ready(self):
+        """Deliver what the prefetch limits allow, BATCH at a time."""
+        self._awaiting_ack = True  # before the deliveries, so no acknowledgement is missed
+        for _ in range(self.BATCH):
+            try:
+                self.cycle.get(self._deliver)
+            except virtual.Empty:
+                break
+        else:
+            self._loop.call_soon(self._deliver_ready)  # more to come: let others run first
+        if all(channel.qos.can_consume() for channel in self.channels):
+            self._awaiting_ack = False
+
+    def _unregister(self):
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._loop is not None and self._acked:
+            for fd in self._start_watching():
+                self._loop.remove_reader(fd)
+        self._loop = self._timer = None
+
+    # The blocking loop (kombu's own consumers, Celery without its event loop) ----
+
+    def drain_events(self, connection, timeout=None):
+        """Deliver one message; between looks, sleep until a file arrives."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wakers = self._start_watching()
         while True:
             try:
                 return self.cycle.get(self._deliver, timeout=timeout)
@@ -410,7 +560,6 @@ class Transport(filesystem.Transport):
             self._awaiting_ack = True  # before the check, so no acknowledgement is missed
             if all(channel.qos.can_consume() for channel in self.channels):
                 self._awaiting_ack = False
-            wakers = [self._acked[0]] + ([self._watch.fd] if self._watch else [])
             pause = min(left, RELIST if self._watch else POLL)
             ready = select.select([*wakers, stopping_read], [], [], pause)[0]
             self._awaiting_ack = False
@@ -425,7 +574,7 @@ class Transport(filesystem.Transport):
         return changed
 
     def acknowledged(self):
-        """Wake drain_events: a prefetch place may be free (called from the pool's thread too)."""
+        """Wake the consumer: a prefetch place may be free (called from pool threads too)."""
         try:
             if self._acked and self._awaiting_ack:
                 os.write(self._acked[1], b".")
@@ -434,6 +583,7 @@ class Transport(filesystem.Transport):
 
     def close_connection(self, connection):
         super().close_connection(connection)
+        self._unregister()
         for fd in [*(self._acked or ()), *([self._watch.fd] if self._watch else [])]:
             os.close(fd)
         self._watch = self._acked = None
