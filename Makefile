@@ -4,10 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: help test test-fast lint bench clean
+.PHONY: help test test-fast lint bench conformance clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,8 @@ lint: $(VENV)/.installed ## Check the template's own Python code with ruff
 bench: $(VENV)/.installed ## Compare the dev broker with kombu's, Redis and RabbitMQ + Redis (start them: .ci/services start)
 	$(BIN)/python tests/bench.py
 
+conformance: $(VENV)/.installed ## Run Celery's own integration tests on the dev broker, beside Redis
+	$(BIN)/python tests/conformance.py
+
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .conformance
