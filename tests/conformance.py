@@ -35,7 +35,14 @@ FILES = ["t/integration/test_canvas.py", "t/integration/test_tasks.py"]
 REDIS = "redis://127.0.0.1:6379"
 # Tests that fail on the development broker, and why. Each one is checked:
 # listed here and passing is reported too, so that the list stays true.
-EXPECTED = {}
+EXPECTED = {
+    # They fail on Redis too (Celery 5.7.0, measured by make conformance).
+    "test_canvas.py::test_chain::test_chord_header_id_duplicated_on_rabbitmq_msg_duplication"
+    "[redis-group-ids]": "reads Redis itself for its assertions; an expected failure on Redis",
+    "test_tasks.py::test_trace_log_arguments::test_task_success": "fails on Redis too: it "
+    "looks in the test process's log for lines that the worker's pool processes write",
+    "test_tasks.py::test_trace_log_arguments::test_task_failed": "fails on Redis too (as above)",
+}
 SETUP_TIMEOUT = 45 * 60  # seconds for one setup's run; a whole run takes far less
 
 
