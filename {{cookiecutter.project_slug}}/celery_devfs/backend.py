@@ -154,41 +154,15 @@ class Backend(FilesystemBackend):
         file at every interval."""
         watch = Inotify.watching(self.path)  # its own: the names it reports are ours to take
         if not watch:
-            return super().get_many(
-                task_ids,
-                timeout,
-                min(interval, POLL),
-                no_ack,
-                on_message,
-                on_interval,
-                max_iterations,
-                READY_STATES,
-            )
-        return self._get_many_watched(
-            watch,
-            task_ids,
-            timeout,
-            interval,
-            on_message,
-            on_interval,
-            max_iterations,
-            READY_STATES,
-        )
-
-    def _get_many_watched(
-        self,
-        watch,
-        task_ids,
-        timeout,
-        interval,
-        on_message,
-        on_interval,
-        max_iterations,
-        READY_STATES,
-    ):
+            yield from super().get_many(
+                task_ids, timeout, min(interval, POLL), no_ack, on_message, on_interval,
+                max_iterations, READY_STATES,
+            )  # fmt: skip
+            return
         deadline = None if timeout is None else time.monotonic() + timeout
         waiting = {bytes_to_str(task_id): task_id for task_id in task_ids}
         look_at, iterations = list(waiting), 0
+        prefix = os.fsdecode(self.task_keyprefix)
         try:
             while waiting:
                 keys = [waiting[task_id] for task_id in look_at]
@@ -209,7 +183,6 @@ class Backend(FilesystemBackend):
                 if on_interval:
                     on_interval()
                 names = watch.names(min(left, interval))
-                prefix = os.fsdecode(self.task_keyprefix)
                 arrived = None if names is None else {n.removeprefix(prefix) for n in names}
                 look_at = [t for t in waiting if arrived is None or t in arrived]
                 iterations += 1

@@ -12,12 +12,14 @@ from celery import signals
 
 
 def drain(fd):
-    """Read all there is from a non-blocking fd: what woke us does not matter."""
+    """Read all there is from a non-blocking fd, and return it."""
+    chunks = []
     try:
-        while os.read(fd, 65536):
-            pass
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
     except BlockingIOError:
         pass
+    return b"".join(chunks)
 
 
 # Written to when the worker starts a warm or cold shutdown, to end a wait at once.
@@ -74,12 +76,7 @@ class Inotify:
         the kernel dropped events (its queue overflowed): look at everything then."""
         if not select.select([self.fd], [], [], seconds)[0]:
             return set()
-        data, found = b"", set()
-        try:
-            while chunk := os.read(self.fd, 65536):
-                data += chunk
-        except BlockingIOError:
-            pass
+        data, found = drain(self.fd), set()
         while len(data) >= self.HEADER.size:  # struct inotify_event, then its name
             _, mask, _, length = self.HEADER.unpack_from(data)
             if mask & self.IN_Q_OVERFLOW:

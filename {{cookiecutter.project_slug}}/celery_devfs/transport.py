@@ -320,18 +320,17 @@ class Channel(filesystem.Channel):
 
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         row = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
-        file = self._exchange_file(exchange)
-        self._change_rows(
-            file, self._read_table, lambda rows: rows if row in rows else [row, *rows]
-        )
+        self._change_table(exchange, lambda rows: rows if row in rows else [row, *rows])
         if exchange.endswith(".pidbox") and self.typeof(exchange).type == "fanout":
             self._learn_revokes(exchange, queue)
 
     def _delete(self, queue, exchange, routing_key, pattern, *args, **kwargs):
         self.connection.pending.pop(queue, None)
         row = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
-        file = self._exchange_file(exchange)
-        self._change_rows(file, self._read_table, lambda rows: [r for r in rows if r != row])
+        self._change_table(exchange, lambda rows: [r for r in rows if r != row])
+
+    def _change_table(self, exchange, change):
+        self._change_rows(self._exchange_file(exchange), self._read_table, change)
 
     def _change_rows(self, file, read, change):
         """Rewrite a control file under a lock, replacing it whole."""
@@ -493,7 +492,20 @@ class Transport(filesystem.Transport):
             self._acked = os.pipe()
             for fd in self._acked:
                 os.set_blocking(fd, False)
+        return self._wakers()
+
+    def _wakers(self):
+        """The descriptors that wake a consumer: the acknowledgement pipe, the watch."""
+        if not self._acked:
+            return []
         return [self._acked[0]] + ([self._watch.fd] if self._watch else [])
+
+    def _awaiting_ack_if_full(self):
+        """Have acknowledged() wake the consumer when every prefetch place is taken.
+        Set before the check, so that no acknowledgement is missed."""
+        self._awaiting_ack = True
+        if all(channel.qos.can_consume() for channel in self.channels):
+            self._awaiting_ack = False
 
     # Celery's event loop (a worker) -------------------------------------------
 
@@ -520,7 +532,6 @@ class Transport(filesystem.Transport):
 
     def _deliver_ready(self):
         """Deliver what the prefetch limits allow, BATCH at a time."""
-        self._awaiting_ack = True  # before the deliveries, so no acknowledgement is missed
         for _ in range(self.BATCH):
             try:
                 self.cycle.get(self._deliver)
@@ -528,14 +539,13 @@ class Transport(filesystem.Transport):
                 break
         else:
             self._loop.call_soon(self._deliver_ready)  # more to come: let others run first
-        if all(channel.qos.can_consume() for channel in self.channels):
-            self._awaiting_ack = False
+        self._awaiting_ack_if_full()
 
     def _unregister(self):
         if self._timer is not None:
             self._timer.cancel()
-        if self._loop is not None and self._acked:
-            for fd in self._start_watching():
+        if self._loop is not None:
+            for fd in self._wakers():
                 self._loop.remove_reader(fd)
         self._loop = self._timer = None
 
@@ -557,9 +567,7 @@ class Transport(filesystem.Transport):
                 raise TimeoutError()
             # Sleep until a file arrives (inotify), a task is acknowledged while
             # every prefetch place is taken, or the worker starts to stop.
-            self._awaiting_ack = True  # before the check, so no acknowledgement is missed
-            if all(channel.qos.can_consume() for channel in self.channels):
-                self._awaiting_ack = False
+            self._awaiting_ack_if_full()
             pause = min(left, RELIST if self._watch else POLL)
             ready = select.select([*wakers, stopping_read], [], [], pause)[0]
             self._awaiting_ack = False
