@@ -517,6 +517,10 @@ class Transport(filesystem.Transport):
         self._loop = loop
         for fd in self._start_watching():
             loop.add_reader(fd, self.on_readable, fd)
+        # Celery's SIGTERM handler runs while the loop sleeps in epoll, which Python
+        # then resumes: this pipe ends the sleep, so the worker stops at once, not
+        # at the next timer.
+        loop.add_reader(stopping_read, drain, stopping_read)
         self._timer = loop.call_repeatedly(RELIST if self._watch else POLL, self._look)
         loop.call_soon(self._look)  # what was there before the worker started
 
@@ -545,7 +549,7 @@ class Transport(filesystem.Transport):
         if self._timer is not None:
             self._timer.cancel()
         if self._loop is not None:
-            for fd in self._wakers():
+            for fd in [*self._wakers(), stopping_read]:
                 self._loop.remove_reader(fd)
         self._loop = self._timer = None
 
