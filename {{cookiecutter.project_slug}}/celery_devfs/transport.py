@@ -35,7 +35,10 @@ changes, each for a problem measured on kombu 5.7.0:
 - Revokes are kept in the control folder, and a starting worker learns them
   (what Mingle does on RabbitMQ and Redis).
 - A message put back in its queue is marked redelivered.
-- It joins Celery's event loop (asynchronous: the worker's Hub and AsynPool).
+- queue_declare counts the live consumers of the queue, in every process (kept
+  in the control folder), and an auto-delete queue goes with its last consumer.
+- It joins Celery's event loop (asynchronous: the worker's Hub and AsynPool),
+  and the shutdown signal wakes that loop at once.
 
 Connection String
 =================
@@ -59,6 +62,7 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
+from urllib.parse import quote
 
 from celery.worker import state as worker_state
 from kombu.transport import filesystem, virtual
@@ -111,8 +115,9 @@ def check_message(message, decode_body):
 class Channel(filesystem.Channel):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._auto_delete = set()  # queues to unbind when this channel closes
+        self._auto_delete = set()  # queues deleted when their last consumer leaves
         self._no_ack_queues = set()  # consumed without acknowledgements
+        self._consuming = {}  # consumer tag -> queue, as kept in the queue's file
         self._claimed = {}  # delivery tag -> (claimed file, its name in the queue)
         for folder in (self.data_folder_in, self.control_folder, self.quarantine_folder):
             Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -256,10 +261,17 @@ class Channel(filesystem.Channel):
         except FileNotFoundError:
             pass  # deleted under us (make clean): nothing left to settle
 
-    def basic_consume(self, queue, no_ack, *args, **kwargs):
+    def basic_consume(self, queue, no_ack, callback, consumer_tag, **kwargs):
         if no_ack:  # remote-control replies and broadcasts: nothing will acknowledge them
             self._no_ack_queues.add(queue)
-        return super().basic_consume(queue, no_ack, *args, **kwargs)
+        super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+        self._consuming[consumer_tag] = queue
+        me = [HOST, os.getpid(), consumer_tag]
+        self._change_queue(queue, lambda info: {**info, "consumers": [*info["consumers"], me]})
+
+    def basic_cancel(self, consumer_tag):
+        super().basic_cancel(consumer_tag)
+        self._leave({consumer_tag: self._consuming.pop(consumer_tag, None)})
 
     def basic_get(self, queue, no_ack=False, **kwargs):
         message = super().basic_get(queue, no_ack, **kwargs)
@@ -308,15 +320,15 @@ class Channel(filesystem.Channel):
 
         return self._read_rows(file, check)
 
-    def _read_rows(self, file, check):
-        """check(the JSON list in `file`); [] when there is none, or it is damaged."""
+    def _read_rows(self, file, check, empty=list):
+        """check(the JSON in `file`); empty() when there is none, or it is damaged."""
         try:
             return check(json.loads(read_regular_file(file)))
         except FileNotFoundError:
-            return []
+            return empty()
         except (ValueError, RecursionError) as exc:  # DamagedFile, JSON, Unicode, nesting
             logger.error("Unreadable file %s (%s): ignored", file, exc)
-            return []
+            return empty()
 
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         row = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
@@ -332,15 +344,20 @@ class Channel(filesystem.Channel):
     def _change_table(self, exchange, change):
         self._change_rows(self._exchange_file(exchange), self._read_table, change)
 
-    def _change_rows(self, file, read, change):
-        """Rewrite a control file under a lock, replacing it whole."""
-        lock_fd = os.open(file.with_name(f".{file.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    def _change_rows(self, file, read, change, lock=None):
+        """Rewrite a control file under a lock (its own, or `lock`), replacing it whole;
+        delete it when `change` returns None."""
+        lock = lock or file.with_name(f".{file.name}.lock")
+        lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
         with os.fdopen(lock_fd, "a+b") as lock_file:
             filesystem.lock(lock_file, filesystem.LOCK_EX)
             try:
-                rows = json.dumps(change(read(file))).encode()
+                rows = change(read(file))
+                if rows is None:
+                    file.unlink(missing_ok=True)
+                    return
                 temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-                write_private_file(file, rows, temporary)
+                write_private_file(file, json.dumps(rows).encode(), temporary)
             finally:
                 filesystem.unlock(lock_file)
 
@@ -414,19 +431,84 @@ class Channel(filesystem.Channel):
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 logger.error("Damaged revoke in %s ignored: %r", self.control_folder, exc)
 
+    # Queues: their consumers ------------------------------------------------------
+    # RabbitMQ knows who consumes a queue; here each consumer is kept in
+    # control/<queue>.queue, {"consumers": [[host, pid, consumer tag], ...]}, so that
+    # queue_declare answers with the consumer count (make demo asks it) and an
+    # auto-delete queue goes when its last consumer leaves. A consumer whose
+    # process is gone (SIGKILL) is not counted, and is dropped at the next change.
+
+    def _queue_file(self, queue):
+        return self.control_folder / f"{quote(queue, safe='@._-')}.queue"
+
+    def _read_queue(self, file):
+        def check(info):
+            consumers = info.get("consumers") if isinstance(info, dict) else None
+            if not isinstance(consumers, list) or not all(
+                isinstance(c, list)
+                and len(c) == 3
+                and isinstance(c[0], str)
+                and isinstance(c[1], int)
+                and isinstance(c[2], str)
+                for c in consumers
+            ):
+                raise DamagedFile("not {consumers: [[host, pid, tag], ...]}")
+            return {"consumers": [c for c in consumers if c[0] != HOST or _alive(c[1])]}
+
+        return self._read_rows(file, check, empty=lambda: {"consumers": []})
+
+    def _change_queue(self, queue, change):
+        """Rewrite the queue's file under the lock that all queue files share (one
+        lock file, not one per queue: reply queues come and go by the thousand)."""
+        lock = self.control_folder / ".queues.lock"
+        self._change_rows(self._queue_file(queue), self._read_queue, change, lock)
+
+    def consumers(self, queue):
+        """The live consumers of `queue`, in every process on the data folder."""
+        return self._read_queue(self._queue_file(queue))["consumers"]
+
+    def _leave(self, consumed):
+        """Remove this process's consumers {tag: queue} from their queues' files,
+        and delete the auto-delete queues that no one consumes any more."""
+        for tag, queue in consumed.items():
+            if queue is not None and not self._remove_consumer(queue, [HOST, os.getpid(), tag]):
+                if queue in self._auto_delete:
+                    self._auto_delete.discard(queue)
+                    self.queue_delete(queue)
+
+    def _remove_consumer(self, queue, consumer):
+        """The consumers left on `queue` once `consumer` is gone."""
+        left = []
+
+        def change(info):
+            left.extend(c for c in info["consumers"] if c != consumer)
+            return {**info, "consumers": left} if left else None
+
+        self._change_queue(queue, change)
+        return left
+
     def queue_declare(self, queue=None, passive=False, **kwargs):
         if kwargs.get("auto_delete") or kwargs.get("exclusive"):
             self._auto_delete.add(queue)
-        return super().queue_declare(queue, passive, **kwargs)
+        declared = super().queue_declare(queue, passive, **kwargs)
+        return declared._replace(consumer_count=len(self.consumers(declared.queue)))
+
+    def queue_delete(self, queue, if_unused=False, if_empty=False, **kwargs):
+        if if_unused and self.consumers(queue):
+            return
+        super().queue_delete(queue, if_unused, if_empty, **kwargs)
+        self._change_queue(queue, lambda info: None)
 
     def close(self):
-        # RabbitMQ drops an auto-delete queue when its consumer leaves; do the
-        # same, so that a stopped worker's remote-control binding goes too.
-        for queue in self._auto_delete:
-            try:
-                self.queue_delete(queue)
-            except Exception as exc:  # closing must not fail on a stale binding
-                logger.debug("Could not unbind %s: %r", queue, exc)
+        # RabbitMQ drops an auto-delete queue when its last consumer leaves; do
+        # the same, so that a stopped worker's remote-control binding goes too.
+        consumed, self._consuming = self._consuming, {}
+        try:
+            self._leave(consumed)
+            for queue in self._auto_delete:  # declared, never consumed
+                self.queue_delete(queue, if_unused=True)
+        except Exception as exc:  # closing must not fail on a stale binding
+            logger.debug("Could not unbind %s: %r", self._auto_delete, exc)
         self._auto_delete.clear()
         super().close()
 

@@ -2,11 +2,15 @@
 
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 from kombu import Connection, Exchange, Queue
 
 import celery_devfs
+
+from .conftest import ROOT
 
 
 @pytest.fixture
@@ -106,3 +110,62 @@ def test_fanout_reaches_every_bound_queue_and_unbinds_on_delete(connection):
     connection.Producer(exchange=exchange).publish({"hello": 2})
     assert queues[1].get().payload == {"hello": 2}
     assert channel.basic_get("a") is None
+
+
+def consumer_count(connection, queue):
+    return connection.default_channel.queue_declare(queue, passive=True).consumer_count
+
+
+def test_queue_declare_counts_the_consumers_of_every_process(connection, tmp_path):
+    options = connection.transport_options
+    assert consumer_count(connection, "q") == 0
+    with Connection("devfs://", transport_options=options) as other:
+        consumer = other.Consumer([Queue("q")], callbacks=[lambda body, message: None])
+        consumer.consume()
+        assert consumer_count(connection, "q") == 1
+        consumer.cancel()
+        assert consumer_count(connection, "q") == 0
+        consumer.consume()
+    assert consumer_count(connection, "q") == 0  # gone with its connection
+    assert sorted(p.name for p in (tmp_path / "data" / "control").glob("*.queue")) == []
+
+
+# A consumer in another process, killed by the test: it cannot say it left.
+CONSUMER = """
+import sys, time
+from kombu import Connection, Queue
+import celery_devfs
+options = celery_devfs.celery_settings(sys.argv[1])["broker_transport_options"]
+with Connection("devfs://", transport_options=options) as connection:
+    connection.Consumer([Queue("q")], callbacks=[lambda body, message: None]).consume()
+    print("consuming", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_consumer_is_not_counted(connection, tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-c", CONSUMER, tmp_path / "data"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline() == "consuming\n"
+        assert consumer_count(connection, "q") == 1
+    finally:
+        process.kill()
+        process.wait()
+    assert consumer_count(connection, "q") == 0
+
+
+def test_an_auto_delete_queue_goes_when_its_last_consumer_leaves(connection):
+    exchange = Exchange("news", type="fanout")
+    queue = Queue("a", exchange, auto_delete=True)
+    first, second = (connection.Consumer([queue], callbacks=[print]) for _ in range(2))
+    first.consume()
+    second.consume()
+    first.cancel()
+    assert connection.default_channel.get_table("news") != []  # one consumer left
+    second.cancel()
+    assert connection.default_channel.get_table("news") == []
