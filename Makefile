@@ -24,7 +24,11 @@ test-fast: $(VENV)/.installed ## Run the quick tests: not the rendered projects'
 lint: $(VENV)/.installed ## Check the template's own Python code with ruff
 	$(BIN)/ruff check tests
 
-bench: $(VENV)/.installed ## Compare the dev broker with kombu's, Redis and RabbitMQ + Redis (start them: .ci/services start)
+$(VENV)/.bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --group bench
+	touch $@
+
+bench: $(VENV)/.bench ## Compare the dev broker with Redis, RabbitMQ, SQLite, fakeredis (start servers: .ci/services start)
 	$(BIN)/python tests/bench.py
 
 conformance: $(VENV)/.installed ## Run Celery's own integration tests on the dev broker, beside Redis

@@ -1,15 +1,22 @@
-"""make bench: the development broker against kombu's own, Redis, and RabbitMQ + Redis.
+"""make bench: the development broker against Redis, RabbitMQ + Redis, and what a user
+would otherwise pick to run Celery with no server.
 
-Renders a project, then measures each setup in one run on this machine, with
-the same worker (prefork, concurrency 2) and the same Celery settings. Prints
-a table: median / p90 [runs] and the ratio of the median to Redis's.
+Renders a project, then measures each setup in one run on this machine, with the
+same worker (prefork, concurrency 2), twice: with Celery's default delivery
+settings (early acknowledgement, prefetch 4) and with the project's own (late
+acknowledgement, prefetch 1). Prints a table: median / p90 [runs] and the ratio
+of the median to Redis's. Each measure stops after BOUND seconds: a cell "> 30"
+means a run did not finish in 30 s (or a smaller run of the same kind did not).
 Redis and RabbitMQ are measured when they answer on 127.0.0.1 (.ci/services start).
 """
 
 import argparse
+import gc
 import importlib
+import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -20,40 +27,67 @@ from pathlib import Path
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
+BOUND = 30  # seconds a measure may take, all its runs together
 SETUPS = {
     # kombu's filesystem transport and Celery's file backend on the same folders
     # (the worker and the client switch to them: see KOMBU below).
-    "kombu filesystem": {"CELERY_ENV": "development", "BENCH_KOMBU": "1"},
-    "devfs (ours)": {"CELERY_ENV": "development"},
+    "kombu-filesystem": {"CELERY_ENV": "development", "BENCH_KOMBU": "1"},
+    "devfs": {"CELERY_ENV": "development"},
     "redis": {
         "CELERY_ENV": "production",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/1",
         "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/2",
     },
-    "rabbitmq + redis": {
+    "rabbitmq+redis": {
         "CELERY_ENV": "production",
         "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
         "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/3",
     },
+    # The no-server alternatives: kombu's SQLAlchemy transport and Celery's database
+    # backend on SQLite files, and Celery's Redis broker and backend on fakeredis's
+    # TCP server (started by the bench: see FAKEREDIS). {data} is the setup's folder.
+    "sqlite": {
+        "CELERY_ENV": "production",
+        "CELERY_BROKER_URL": "sqla+sqlite:///{data}/broker.sqlite",
+        "CELERY_RESULT_BACKEND": "db+sqlite:///{data}/results.sqlite",
+    },
+    "fakeredis": {
+        "CELERY_ENV": "production",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:{port}/0",
+        "CELERY_RESULT_BACKEND": "redis://127.0.0.1:{port}/1",
+    },
 }
-# Every setup gets Celery's defaults for acknowledgement and prefetch, so that
-# the table compares transports, not settings.
+FAKEREDIS = """
+import sys
+from fakeredis import TcpFakeServer
+TcpFakeServer(("127.0.0.1", int(sys.argv[1])), server_type="redis").serve_forever()
+"""
+# The delivery settings each setup is measured with; the rest is the project's.
+SETTINGS = {
+    "Celery's defaults": {"task_acks_late": False, "worker_prefetch_multiplier": 4},
+    "project's settings": {},  # settings.py: late acknowledgement, prefetch 1
+}
 WORKER = """
-import os, sys
+import json, os, sys
 from {package} import app
 if os.environ.get("BENCH_KOMBU"):
     results = app.conf.result_backend.removeprefix("devfs://")
     app.conf.update(broker_url="filesystem://localhost//", result_backend="file://" + results)
-app.conf.update(task_acks_late=False, worker_prefetch_multiplier=4)
-app.worker_main(["worker", "--pool=prefork", "--concurrency=2", "--loglevel=WARNING"])
+app.conf.update(json.loads(os.environ["BENCH_SETTINGS"]))
+app.worker_main(["worker", "--pool=prefork", "--concurrency=2", "--loglevel=WARNING",
+                *sys.argv[1:]])
 """
 
 
+class Censored(float):
+    """A measure that did not finish within its bound: at least this long."""
+
+
 class Worker:
-    def __init__(self, project, env):
+    def __init__(self, project, env, *args):
         code = WORKER.format(package=project.name)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code],
+            [sys.executable, "-c", code, *args],
             cwd=project,
             env=env,
             start_new_session=True,
@@ -61,12 +95,13 @@ class Worker:
             stderr=subprocess.DEVNULL,
         )
 
-    def wait_ready(self, app, timeout=60):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if app.control.ping(timeout=0.2):
-                return
-        raise SystemExit("ERROR: the benchmark worker did not start")
+    def wait_ready(self, tsum, timeout=60):
+        """Until the worker runs a task (not a ping: SQLAlchemy's transport has no
+        broadcast, so no remote control)."""
+        try:
+            tsum.delay([1]).get(timeout=timeout)
+        except Exception as exc:
+            raise SystemExit(f"ERROR: the benchmark worker did not start: {exc!r}") from None
 
     def stop(self):
         """Warm shutdown; returns the seconds from SIGTERM to exit."""
@@ -97,18 +132,30 @@ class Worker:
         return [int(pid) for pid in found.stdout.split()]
 
 
-def timed(function, runs):
-    times = []
+def timed(function, runs, app, scale=1):
+    """Seconds of each run, `runs` of them or fewer: all together stop after BOUND s.
+    A run cut off by the bound ends the list as Censored(BOUND)."""
+    times, started = [], time.monotonic()
     for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return times
+        left = BOUND - (time.monotonic() - started)
+        if times and left <= 0:
+            break
+        began = time.perf_counter()
+        try:
+            function(max(left, 1.0))
+        except TimeoutError:
+            app.control.purge()  # what is left of the cut-off run
+            return [t * scale for t in times] + [Censored(BOUND * scale)]
+        times.append(time.perf_counter() - began)
+    return [t * scale for t in times]
 
 
-def measure(project, name, env, quick):
-    """Every measure of one setup: {measure: [seconds or percent, ...]}."""
+def measure(project, name, env, settings, quick, full):
+    """Every measure of one setup with one set of delivery settings:
+    {measure: [seconds or percent, ...]}. `full`: also the rows that do not depend
+    on those settings (idle CPU) and the larger runs."""
     from celery import chord, group
+    from celery.exceptions import TimeoutError as CeleryTimeout
 
     def module(name):
         return importlib.import_module(f"{project.name}.{name}")
@@ -119,65 +166,104 @@ def measure(project, name, env, quick):
         results = app.conf.result_backend.removeprefix("devfs://")
         app.conf.update(broker_url="filesystem://localhost//", result_backend="file://" + results)
     app.set_current()
-    if name in ("redis", "rabbitmq + redis"):
+    if name in ("redis", "rabbitmq+redis"):
         problems = module("cli").unreachable(app)
         if problems:
             print(f"  skipped {name}: {problems[0]}", file=sys.stderr)
             return None
+    env = {**env, "BENCH_SETTINGS": json.dumps(settings)}
     runs = 2 if quick else 1
     scale = 5 if quick else 1
+
+    def get(result, timeout):
+        try:
+            return result.get(timeout=timeout)
+        except CeleryTimeout as exc:
+            raise TimeoutError() from exc
+
+    def drain(n):
+        def run(timeout):
+            deadline = time.monotonic() + timeout
+            for result in [tsum.delay([i, 1]) for i in range(n)]:
+                get(result, max(0.01, deadline - time.monotonic()))
+
+        return run
+
+    def header(n):
+        def run(timeout):
+            return get(chord(group(tsum.si([i]) for i in range(n)), tsum.s()).delay(), timeout)
+
+        return run
+
+    def sample(timeout):
+        return get(chord([tsum.si([1, 2]), tsum.si([3, 4])], tsum.s()).delay(), timeout)
+
     results = {}
     worker = Worker(project, env)
     try:
-        worker.wait_ready(app)
+        worker.wait_ready(tsum)
         app.control.purge()
-
-        def drain(n):
-            return lambda: [r.get(timeout=300) for r in [tsum.delay([i, 1]) for i in range(n)]]
-
-        def header(n):
-            return lambda: (
-                chord(group(tsum.si([i]) for i in range(n)), tsum.s()).delay().get(timeout=300)
+        sample(60)  # warm up
+        results["chord 2+1 round trip (ms)"] = timed(sample, 40 // scale, app, scale=1000)
+        results["1000 tasks, send to last result (s)"] = timed(drain(1000), 6 // runs, app)
+        results["chord with 100 header tasks (s)"] = timed(header(100), 6 // runs, app)
+        if full:
+            big = f"{5000 // scale} tasks (s)"
+            results[big] = timed(drain(5000 // scale), 3 // runs or 1, app)
+            if isinstance(results["1000 tasks, send to last result (s)"][-1], Censored):
+                results[big] = [Censored(BOUND)]  # not run: 1000 did not finish
+            results["chord with 1000 header tasks (s)"] = (
+                [Censored(BOUND)]
+                if isinstance(results["chord with 100 header tasks (s)"][-1], Censored)
+                else timed(header(1000), 3 // runs or 1, app)
             )
-
-        def sample():
-            return chord([tsum.si([1, 2]), tsum.si([3, 4])], tsum.s()).delay().get(timeout=60)
-
-        sample()  # warm up
-        results["chord 2+1 round trip (ms)"] = [t * 1000 for t in timed(sample, 40 // scale)]
-        results["1000 tasks, send to last result (s)"] = timed(drain(1000), 6 // runs)
-        results[f"{5000 // scale} tasks (s)"] = timed(drain(5000 // scale), 3 // runs or 1)
-        results["chord with 100 header tasks (s)"] = timed(header(100), 6 // runs)
-        results["chord with 1000 header tasks (s)"] = timed(header(1000), 3 // runs or 1)
-        time.sleep(2)
-        idle = []
-        for _ in range(4 // runs):
-            before = worker.cpu_seconds()
-            time.sleep(5)
-            idle.append((worker.cpu_seconds() - before) / 5 * 100)
-        results["idle worker CPU (%)"] = idle
+            time.sleep(2)
+            idle = []
+            for _ in range(4 // runs):
+                before = worker.cpu_seconds()
+                time.sleep(5)
+                idle.append((worker.cpu_seconds() - before) / 5 * 100)
+            results["idle worker CPU (%)"] = idle
     finally:
         shutdown = [worker.stop()]
-    for _ in range(4 // runs):
-        worker = Worker(project, env)
-        worker.wait_ready(app)
-        time.sleep(1)
-        shutdown.append(worker.stop())
-    results["warm shutdown, SIGTERM to exit (s)"] = shutdown
+    for args in ([], ["-E"]):
+        for _ in range(4 // runs):
+            worker = Worker(project, env, *args)
+            worker.wait_ready(tsum)
+            time.sleep(1)
+            shutdown.append(worker.stop())
+        events = " with -E (events)" if args else ""
+        results[f"warm shutdown{events}, SIGTERM to exit (s)"] = shutdown
+        shutdown = []
+    gc.collect()  # Redis results unsubscribe now, while their server is still up
     return results
 
 
 def cell(values, reference):
+    if isinstance(values[-1], Censored):
+        ratio = f" ×>{values[-1] / reference:.2g}" if reference else ""
+        return f"> {values[-1]:.3g} [{len(values)}]{ratio}"
     median = statistics.median(values)
     p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
     ratio = f" ×{median / reference:.2f}" if reference else ""
     return f"{median:.3g} / {p90:.3g} [{len(values)}]{ratio}"
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs, 1000 not 5000 tasks")
+    parser.add_argument("--setups", nargs="+", choices=SETUPS, default=list(SETUPS))
     args = parser.parse_args()
+    table = {}  # (settings, measure) -> {setup: values}
+    port = free_port()
+    if "fakeredis" in args.setups:
+        fakeredis = subprocess.Popen([sys.executable, "-c", FAKEREDIS, str(port)])
     with tempfile.TemporaryDirectory() as folder:
         project = Path(
             cookiecutter(
@@ -188,29 +274,39 @@ def main():
             )
         )
         sys.path.insert(0, str(project))
-        table = {}
-        for name, setup in SETUPS.items():
-            print(f"measuring {name}...", file=sys.stderr)
-            env = {
-                **os.environ,
-                **setup,
-                "CELERY_DATA_DIR": f"{folder}/data-{len(table)}",
-                "CELERY_QUEUE": f"bench-{os.getpid()}",
-            }
-            found = measure(project, name, env, args.quick)
-            if found:
-                table[name] = found
-    names = list(table)
+        try:
+            for number, name in enumerate(args.setups):
+                for first, (settings_name, settings) in enumerate(SETTINGS.items()):
+                    print(f"measuring {name}, {settings_name}...", file=sys.stderr)
+                    data = Path(folder) / f"data-{number}-{first}"
+                    data.mkdir()
+                    setup = {k: v.format(data=data, port=port) for k, v in SETUPS[name].items()}
+                    env = {
+                        **os.environ,
+                        **setup,
+                        "CELERY_DATA_DIR": str(data / "celery"),
+                        "CELERY_QUEUE": f"bench-{os.getpid()}",
+                    }
+                    found = measure(project, name, env, settings, args.quick, full=first == 0)
+                    for row, values in (found or {}).items():
+                        table.setdefault((settings_name, row), {})[name] = values
+        finally:
+            if "fakeredis" in args.setups:
+                fakeredis.terminate()
+    names = [name for name in args.setups if any(name in row for row in table.values())]
     print("| measure | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
-    for row in next(iter(table.values())):
-        reference = statistics.median(table["redis"][row]) if "redis" in table else None
-        cells = [cell(table[name][row], reference) for name in names]
-        print(f"| {row} | " + " | ".join(cells) + " |")
+    for (settings_name, row), found in table.items():
+        reference = statistics.median(found["redis"]) if "redis" in found else None
+        if reference is not None and isinstance(found["redis"][-1], Censored):
+            reference = None
+        cells = [cell(found[name], reference) if name in found else "" for name in names]
+        print(f"| {row}, {settings_name} | " + " | ".join(cells) + " |")
     print(
-        f"\nmedian / p90 [runs] ×(median / Redis's median); {os.cpu_count()} cores, "
-        f"load {os.getloadavg()[0]:.2f}; Celery settings: prefork, concurrency 2, "
-        "early acks, prefetch 4, for every setup"
+        f"\nmedian / p90 [runs] ×(median / Redis's median); > N: cut off after N s. "
+        f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; every setup: prefork, "
+        "concurrency 2; Celery's defaults: early acks, prefetch 4; the project's "
+        "settings: late acks, prefetch 1."
     )
 
 
