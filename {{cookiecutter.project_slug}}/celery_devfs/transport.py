@@ -7,7 +7,7 @@ Features
 * Supports Topic: Yes
 * Supports Fanout: Yes (remote control: celery inspect, control, status)
 * Supports Priority: No
-* Supports TTL: No
+* Supports TTL: Yes (x-message-ttl, x-expires, a message's expiration)
 
 Same folders and file names as kombu's ``filesystem://``, with these
 changes, each for a problem measured on kombu 5.7.0:
@@ -37,6 +37,8 @@ changes, each for a problem measured on kombu 5.7.0:
 - A message put back in its queue is marked redelivered.
 - queue_declare counts the live consumers of the queue, in every process (kept
   in the control folder), and an auto-delete queue goes with its last consumer.
+- x-expires and x-message-ttl are honoured as on RabbitMQ, and a message's own
+  expiration: what Celery's event, remote-control and reply queues rely on.
 - It joins Celery's event loop (asynchronous: the worker's Hub and AsynPool),
   and the shutdown signal wakes that loop at once.
 
@@ -62,10 +64,11 @@ import time
 import uuid
 from collections import deque
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from celery.worker import state as worker_state
 from kombu.transport import filesystem, virtual
+from kombu.transport.base import to_rabbitmq_queue_arguments
 from kombu.utils.functional import maybe_list
 from kombu.utils.objects import cached_property
 
@@ -79,6 +82,7 @@ RELIST = 1.0  # with inotify: look anyway this often, in case an event was misse
 REVOKES = ("revoke", "revoke_by_stamped_headers")  # remote-control commands kept
 # As long and as many as Celery's worker keeps revokes (celery.worker.state).
 REVOKE_EXPIRES, REVOKES_MAX = worker_state.REVOKE_EXPIRES, worker_state.REVOKES_MAX
+QUEUE_ARGUMENTS = ("x-expires", "x-message-ttl")  # honoured, as RabbitMQ does, in ms
 
 
 def check_message(message, decode_body):
@@ -152,7 +156,7 @@ class Channel(filesystem.Channel):
             message = self._read(claimed, name)
             if message is None:
                 continue  # damaged: quarantined
-            if _expired_broadcast(message):
+            if _expired_broadcast(message) or self._expired(queue, name, message):
                 os.remove(claimed)
                 continue
             # The file stays, claimed by this process, until the message is
@@ -162,6 +166,13 @@ class Channel(filesystem.Channel):
                 self._settle(message["properties"]["delivery_tag"])
             return message
         raise virtual.Empty()
+
+    def _expired(self, queue, name, message):
+        """Older than its queue's x-message-ttl or its own expiration (both in ms, as
+        RabbitMQ reads them): never delivered."""
+        ttl = [self.connection.message_ttl.get(queue), message["properties"].get("expiration")]
+        ttl = [float(t) for t in ttl if isinstance(t, int | float | str) and _number(t)]
+        return bool(ttl) and _age_ms(name) > min(ttl)
 
     def _list(self):
         """One look at the folder: the message files of every queue, oldest first,
@@ -176,8 +187,8 @@ class Channel(filesystem.Channel):
         for name in names:
             if name.endswith(".claimed"):
                 name = self._take_back(name)
-            queue, _, suffix = (name or ".").partition(".")[2].rpartition(".")
-            if suffix == "msg":  # a dot-name is never a message
+            queue = _message_queue(name or ".")
+            if queue is not None:  # a dot-name is never a message
                 found.setdefault(queue, []).append(name)
         pending = self.connection.pending
         for queue, names in found.items():
@@ -352,10 +363,13 @@ class Channel(filesystem.Channel):
         with os.fdopen(lock_fd, "a+b") as lock_file:
             filesystem.lock(lock_file, filesystem.LOCK_EX)
             try:
-                rows = change(read(file))
+                before = read(file)
+                rows = change(before)
                 if rows is None:
                     file.unlink(missing_ok=True)
                     return
+                if rows == before and file.exists():
+                    return  # nothing to change
                 temporary = file.with_name(f".{file.name}.{os.getpid()}.tmp")
                 write_private_file(file, json.dumps(rows).encode(), temporary)
             finally:
@@ -431,12 +445,17 @@ class Channel(filesystem.Channel):
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 logger.error("Damaged revoke in %s ignored: %r", self.control_folder, exc)
 
-    # Queues: their consumers ------------------------------------------------------
-    # RabbitMQ knows who consumes a queue; here each consumer is kept in
-    # control/<queue>.queue, {"consumers": [[host, pid, consumer tag], ...]}, so that
-    # queue_declare answers with the consumer count (make demo asks it) and an
-    # auto-delete queue goes when its last consumer leaves. A consumer whose
-    # process is gone (SIGKILL) is not counted, and is dropped at the next change.
+    # Queues: consumers, expiry, message TTL -------------------------------------
+    # RabbitMQ knows who consumes a queue and what it was declared with; here both
+    # are kept in control/<queue>.queue: {"consumers": [[host, pid, consumer tag],
+    # ...], "arguments": {"x-expires": ms, "x-message-ttl": ms}}. So queue_declare
+    # answers with the consumer count (make demo asks it), an auto-delete queue
+    # goes when its last consumer leaves, and as on RabbitMQ a queue declared with
+    # x-expires goes (bindings, messages and all) once no consumer has used it for
+    # that long, and a message older than x-message-ttl is never delivered: what
+    # Celery declares its event, remote-control and reply queues with, so that a
+    # killed monitor or worker leaves nothing that grows. A consumer whose process
+    # is gone (SIGKILL) is not counted. The file's time is when it was last used.
 
     def _queue_file(self, queue):
         return self.control_folder / f"{quote(queue, safe='@._-')}.queue"
@@ -444,6 +463,7 @@ class Channel(filesystem.Channel):
     def _read_queue(self, file):
         def check(info):
             consumers = info.get("consumers") if isinstance(info, dict) else None
+            arguments = info.get("arguments", {}) if isinstance(info, dict) else None
             if not isinstance(consumers, list) or not all(
                 isinstance(c, list)
                 and len(c) == 3
@@ -453,9 +473,15 @@ class Channel(filesystem.Channel):
                 for c in consumers
             ):
                 raise DamagedFile("not {consumers: [[host, pid, tag], ...]}")
-            return {"consumers": [c for c in consumers if c[0] != HOST or _alive(c[1])]}
+            if not isinstance(arguments, dict) or not all(
+                key in QUEUE_ARGUMENTS and _milliseconds(value) is not None
+                for key, value in arguments.items()
+            ):
+                raise DamagedFile(f"arguments other than {', '.join(QUEUE_ARGUMENTS)} in ms")
+            live = [c for c in consumers if c[0] != HOST or _alive(c[1])]
+            return {"consumers": live, "arguments": arguments}
 
-        return self._read_rows(file, check, empty=lambda: {"consumers": []})
+        return self._read_rows(file, check, empty=lambda: {"consumers": [], "arguments": {}})
 
     def _change_queue(self, queue, change):
         """Rewrite the queue's file under the lock that all queue files share (one
@@ -477,20 +503,36 @@ class Channel(filesystem.Channel):
                     self.queue_delete(queue)
 
     def _remove_consumer(self, queue, consumer):
-        """The consumers left on `queue` once `consumer` is gone."""
+        """The consumers left on `queue` once `consumer` is gone. The file stays
+        while it holds arguments: its time is when the queue was last used."""
         left = []
 
         def change(info):
             left.extend(c for c in info["consumers"] if c != consumer)
-            return {**info, "consumers": left} if left else None
+            return {**info, "consumers": left} if left or info["arguments"] else None
 
         self._change_queue(queue, change)
         return left
+
+    def prepare_queue_arguments(self, arguments, **kwargs):
+        # Queue(expires=, message_ttl=) as x-expires and x-message-ttl in ms, as
+        # kombu's AMQP and Redis transports turn them (kombu's own virtual ones drop them).
+        return to_rabbitmq_queue_arguments(arguments, **kwargs)
 
     def queue_declare(self, queue=None, passive=False, **kwargs):
         if kwargs.get("auto_delete") or kwargs.get("exclusive"):
             self._auto_delete.add(queue)
         declared = super().queue_declare(queue, passive, **kwargs)
+        arguments = {
+            key: _milliseconds(value)
+            for key, value in (kwargs.get("arguments") or {}).items()
+            if key in QUEUE_ARGUMENTS and _milliseconds(value) is not None
+        }
+        if arguments and not passive:  # (re)declared: used now
+            self._change_queue(declared.queue, lambda info: {**info, "arguments": arguments})
+            _touch(self._queue_file(declared.queue))
+        if "x-message-ttl" in arguments:
+            self.connection.message_ttl[declared.queue] = arguments["x-message-ttl"]
         return declared._replace(consumer_count=len(self.consumers(declared.queue)))
 
     def queue_delete(self, queue, if_unused=False, if_empty=False, **kwargs):
@@ -498,6 +540,52 @@ class Channel(filesystem.Channel):
             return
         super().queue_delete(queue, if_unused, if_empty, **kwargs)
         self._change_queue(queue, lambda info: None)
+
+    def expire(self):
+        """What RabbitMQ does on its own, for every queue on the data folder: delete
+        the queues unused for longer than their x-expires, and the messages older
+        than their queue's x-message-ttl. Called about once a second by consumers."""
+        try:
+            files = [n for n in os.listdir(self.control_folder) if n.endswith(".queue")]
+        except FileNotFoundError:
+            return
+        with_ttl = {}
+        for file in files:
+            queue = unquote(file[: -len(".queue")])
+            info = self._read_queue(self.control_folder / file)
+            if info["consumers"]:
+                _touch(self.control_folder / file)  # in use
+            elif "x-expires" in info["arguments"]:
+                self._change_queue(queue, lambda info, queue=queue: self._expire(queue, info))
+            if "x-message-ttl" in info["arguments"]:
+                with_ttl[queue] = info["arguments"]["x-message-ttl"]
+        if with_ttl:
+            for name in os.listdir(self.data_folder_in):
+                queue = _message_queue(name)
+                if queue in with_ttl and _age_ms(name) > with_ttl[queue]:
+                    _remove(os.path.join(self.data_folder_in, name))
+
+    def _expire(self, queue, info):
+        """Delete `queue` if no one has used it for its x-expires: its bindings, its
+        messages, then its file (None). Under the queues' lock, so that no consumer
+        or declaration comes in between."""
+        try:
+            unused = time.time() - os.stat(self._queue_file(queue)).st_mtime
+        except FileNotFoundError:
+            return None  # another process expired it first
+        expires = info["arguments"].get("x-expires")
+        if info["consumers"] or expires is None or unused * 1000 <= expires:
+            return info  # unchanged: not written
+        for file in self.control_folder.glob("*.exchange"):
+            exchange = file.name[: -len(".exchange")]
+            self._change_table(exchange, lambda rows: [r for r in rows if r.queue != queue])
+        for name in os.listdir(self.data_folder_in):  # its messages, claimed or not
+            message = name[1:].rsplit("~", 2)[0] if name.endswith(".claimed") else name
+            if _message_queue(message) == queue:
+                _remove(os.path.join(self.data_folder_in, name))
+        self.connection.pending.pop(queue, None)
+        logger.info("Queue %s expired: unused for %.0f s (x-expires)", queue, unused)
+        return None
 
     def close(self):
         # RabbitMQ drops an auto-delete queue when its last consumer leaves; do
@@ -523,6 +611,46 @@ def _alive(pid):
     except PermissionError:
         return True  # another user's process
     return True
+
+
+def _milliseconds(value):
+    """A queue argument in ms (x-expires, x-message-ttl) as a number, or None."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return value if ok else None
+
+
+def _message_queue(name):
+    """The queue of a message file name, <time>_<uuid>.<queue>.msg, or None."""
+    queue, _, suffix = name.partition(".")[2].rpartition(".")
+    return queue if suffix == "msg" else None
+
+
+def _age_ms(name):
+    """Milliseconds since the message was sent (its name starts with the time in
+    ns); 0 for a name without it."""
+    sent = name[:20]
+    return (time.time_ns() - int(sent)) / 1e6 if sent.isdigit() else 0
+
+
+def _number(text):
+    try:
+        return float(text) >= 0
+    except ValueError:
+        return False
+
+
+def _touch(path):
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass  # expired or deleted meanwhile
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass  # another process took it
 
 
 def _expired_broadcast(message):
@@ -554,6 +682,8 @@ class Transport(filesystem.Transport):
         # every queue and every channel, until inotify says the folder changed.
         self.pending = {}
         self._changed = True
+        self.message_ttl = {}  # queue -> x-message-ttl (ms), as declared in this process
+        self._next_expiry = 0.0  # when to look for expired queues and messages again
         # Made by the first consumer (producers need none): an inotify watch on
         # the queue folder, and a pipe written to at an acknowledgement that
         # frees a prefetch place the consumer waits for.
@@ -615,6 +745,17 @@ class Transport(filesystem.Transport):
     def _look(self):
         self._changed = True
         self._deliver_ready()
+        self._expire_now_and_then()
+
+    def _expire_now_and_then(self):
+        """Channel.expire, about once a second, by any consumer (worker, monitor)."""
+        if time.monotonic() < self._next_expiry or not self.channels:
+            return
+        self._next_expiry = time.monotonic() + RELIST
+        try:
+            self.channels[0].expire()
+        except OSError as exc:  # a folder deleted under us (make clean): next time
+            logger.warning("Could not look for expired queues: %r", exc)
 
     def _deliver_ready(self):
         """Deliver what the prefetch limits allow, BATCH at a time."""
@@ -648,6 +789,7 @@ class Transport(filesystem.Transport):
                 pass
             if _stopping():  # return to Celery's loop now, not after its 2 s drain
                 raise TimeoutError()
+            self._expire_now_and_then()
             left = RELIST if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError()

@@ -4,6 +4,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from kombu import Connection, Exchange, Queue
@@ -169,3 +170,75 @@ def test_an_auto_delete_queue_goes_when_its_last_consumer_leaves(connection):
     assert connection.default_channel.get_table("news") != []  # one consumer left
     second.cancel()
     assert connection.default_channel.get_table("news") == []
+
+
+def test_a_message_older_than_its_queues_ttl_is_never_delivered(connection, tmp_path):
+    queue = Queue("q", message_ttl=0.2)  # x-message-ttl: 200 ms
+    producer = connection.Producer()
+    producer.publish({"n": 1}, routing_key="q", declare=[queue])
+    time.sleep(0.3)
+    producer.publish({"n": 2}, routing_key="q")
+    message = queue(connection.default_channel).get()
+    assert message.payload == {"n": 2}
+    message.ack()
+    assert queue_files(tmp_path) == []  # the expired one is gone too
+
+
+def test_a_message_past_its_own_expiration_is_never_delivered(connection):
+    producer = connection.Producer()
+    producer.publish({"n": 1}, routing_key="q", declare=[Queue("q")], expiration=0.1)
+    producer.publish({"n": 2}, routing_key="q", expiration=60)
+    time.sleep(0.2)
+    message = connection.default_channel.basic_get("q")
+    assert connection.default_channel.message_to_python(message).payload == {"n": 2}
+
+
+# A monitor in another process: a queue bound to a topic exchange with Celery's
+# event queue arguments (1 s expiry here, not 60), consumed until the test kills it.
+MONITOR = """
+import sys, time
+from kombu import Connection, Exchange, Queue
+import celery_devfs
+options = celery_devfs.celery_settings(sys.argv[1])["broker_transport_options"]
+queue = Queue("ev.1", Exchange("ev", type="topic"), "#", expires=1, message_ttl=0.5)
+with Connection("devfs://", transport_options=options) as connection:
+    connection.Consumer([queue], callbacks=[lambda body, message: None], no_ack=True).consume()
+    print("consuming", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_queue_whose_consumer_was_killed_expires_with_its_binding_and_messages(
+    connection, tmp_path
+):
+    channel = connection.default_channel
+    process = subprocess.Popen(
+        [sys.executable, "-c", MONITOR, tmp_path / "data"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline() == "consuming\n"
+        time.sleep(1.2)  # past its expiry, but its consumer lives: kept
+        channel.expire()
+        assert [row.queue for row in channel.get_table("ev")] == ["ev.1"]
+    finally:
+        process.kill()
+        process.wait()
+    producer = connection.Producer(exchange=Exchange("ev", type="topic"))
+    producer.publish({"event": 1}, routing_key="worker.heartbeat")
+    assert len(queue_files(tmp_path)) == 1  # the binding stays until the expiry
+    channel.expire()
+    assert channel.get_table("ev") != []  # unused for less than 1 s
+    time.sleep(0.6)  # past the message TTL
+    channel.expire()
+    assert queue_files(tmp_path) == []  # the event is gone, the binding is not yet
+    producer.publish({"event": 2}, routing_key="worker.heartbeat")
+    time.sleep(0.5)
+    channel.expire()
+    assert channel.get_table("ev") == []
+    assert queue_files(tmp_path) == []
+    producer.publish({"event": 3}, routing_key="worker.heartbeat")
+    assert queue_files(tmp_path) == []  # nothing grows any more
+    assert list((tmp_path / "data" / "control").glob("*.queue")) == []
