@@ -5,7 +5,7 @@ cookiecutter may run from an environment that has nothing else.
 """
 
 import os
-import shutil
+import secrets
 from pathlib import Path
 
 # The same as in celery_devfs/folders.py (a template test keeps them equal).
@@ -16,8 +16,12 @@ MARKER_TEXT = b"Made by celery_devfs, the development broker; `make clean` delet
 project = Path.cwd()
 env_file = project / ".env"
 if not env_file.exists():
-    shutil.copyfile(project / ".env.example", env_file)
-    env_file.chmod(0o600)  # it holds the broker's password and Flower's login
+    # Flower's login gets a password of its own: make flower refuses the example's.
+    example = (project / ".env.example").read_text(encoding="utf-8")
+    login = f"FLOWER_BASIC_AUTH=admin:{secrets.token_urlsafe(16)}"
+    fd = os.open(env_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # passwords
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(example.replace("FLOWER_BASIC_AUTH=admin:change-me", login))
 # Owner only: task arguments and results may hold private data.
 data = project / ".celery"
 data.mkdir(mode=0o700, exist_ok=True)

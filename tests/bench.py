@@ -16,7 +16,6 @@ import importlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 from cookiecutter.main import cookiecutter
+
+from conftest import free_port
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 BOUND = 30  # seconds a measure may take, all its runs together
@@ -247,12 +248,6 @@ def cell(values, reference):
     p90 = statistics.quantiles(values, n=10)[-1] if len(values) > 1 else values[0]
     ratio = f" ×{median / reference:.2f}" if reference else ""
     return f"{median:.3g} / {p90:.3g} [{len(values)}]{ratio}"
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def main():

@@ -1,6 +1,7 @@
 """Shared helpers: render the template, and run commands in the rendered project."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,13 @@ def clean_env(**extra):
     """The environment minus the project's variables (so .env decides) and an outer make's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "MAKE", "MFLAGS"))}
     return {**env, **extra}
+
+
+def free_port():
+    """A TCP port that nothing listens on, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run(command, cwd, timeout=600, check=True, **extra_env):

@@ -3,6 +3,7 @@ leaves a project ready to run."""
 
 import ast
 import importlib.util
+import re
 import stat
 
 import pytest
@@ -66,7 +67,10 @@ def test_a_bad_slug_stops_the_render_with_one_line_and_leaves_nothing(tmp_path, 
 
 
 def test_post_gen_writes_env_and_private_data_folders(baked):
-    assert (baked / ".env").read_text() == (baked / ".env.example").read_text()
+    env, example = (baked / name for name in (".env", ".env.example"))
+    login = re.search(r"^FLOWER_BASIC_AUTH=admin:(\S{22})$", env.read_text(), re.M)
+    assert login, "no Flower password of its own"  # 16 random bytes, in base64
+    assert env.read_text().replace(login.group(1), "change-me") == example.read_text()
     assert stat.S_IMODE((baked / ".env").stat().st_mode) == 0o600  # it holds passwords
     data = baked / ".celery"
     for path in [data, *data.iterdir()]:

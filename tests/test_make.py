@@ -1,16 +1,39 @@
 """Drive the rendered project's Makefile as a newcomer would, from a fresh folder."""
 
+import base64
+import contextlib
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
-from conftest import clean_env, run
+from conftest import clean_env, free_port, run
 
 pytestmark = pytest.mark.slow
+# Debian's chromium and chromium-driver (.ci/run installs them); flags as for root
+# on a machine whose only network is loopback.
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 TARGETS = [
     "status",
     "beat",
@@ -110,11 +133,11 @@ def test_purge_drops_queued_messages(project):
     assert list((project / ".celery" / "queue").glob("*.msg")) == []
 
 
-def start_make(project, target):
+def start_make(project, target, **env):
     return subprocess.Popen(
         ["make", target],
         cwd=project,
-        env=clean_env(),
+        env=clean_env(**env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -138,10 +161,12 @@ def tsum(project, numbers):
 
 
 def wait_for(condition, seconds, what):
+    """What condition() returns once true; fails after `seconds`."""
     deadline = time.monotonic() + seconds
-    while not condition():
+    while not (found := condition()):
         assert time.monotonic() < deadline, f"no {what} within {seconds} s"
         time.sleep(0.2)
+    return found
 
 
 def test_status_without_a_worker_says_so(project):
@@ -187,12 +212,157 @@ def test_beat_keeps_its_files_in_the_data_folder_owner_only(project):
     assert not (project / ".celery" / "beat.pid").exists()  # removed at exit
 
 
-def test_flower_in_development_says_why_not(project):
+def test_flower_refuses_to_start_without_a_login_of_its_own(project):
     run(["make", "install"], project)  # so that only the target's own output is left
-    done = run(["make", "flower"], project, check=False)
-    assert done.returncode != 0
-    errors = [line for line in done.stderr.splitlines() if not line.startswith("make")]
-    assert len(errors) == 1 and errors[0].startswith("ERROR: Flower is for production")
+    for login in ("", "admin", "admin:", "admin:change-me", "me:s3cret,admin:change-me"):
+        done = run(["make", "flower"], project, check=False, FLOWER_BASIC_AUTH=login)
+        assert done.returncode != 0
+        errors = [line for line in done.stderr.splitlines() if not line.startswith("make")]
+        assert errors == [
+            "ERROR: make flower needs a login of your own: FLOWER_BASIC_AUTH=user:password in .env"
+        ]
+
+
+def require_servers(project, **env):
+    """Skip when the production servers do not answer (make check); fail instead on CI."""
+    done = run(["make", "check"], project, check=False, **env)
+    if done.returncode != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail(done.stdout + done.stderr)
+        pytest.skip("RabbitMQ or Redis does not answer: .ci/services start")
+
+
+def flower_login(project):
+    """The login that the post-gen hook wrote in .env, as (user, password)."""
+    line = re.search(r"^FLOWER_BASIC_AUTH=(.*)$", (project / ".env").read_text(), re.M)
+    return tuple(line.group(1).split(":", 1))
+
+
+def flower_get(port, path, login=None):
+    """(HTTP status, JSON or None) of a Flower page; status None while it does not answer."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if login:
+        token = base64.b64encode(":".join(login).encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            body = response.read()
+            json_body = response.headers.get_content_type() == "application/json"
+            return response.status, json.loads(body) if json_body else None
+    except urllib.error.HTTPError as error:
+        return error.code, None
+    except OSError:
+        return None, None
+
+
+def send_tsums(project, count, **env):
+    """Run `count` tsum tasks to the end; their ids."""
+    code = (
+        "from make_me.tasks import tsum\n"
+        f"results = [tsum.delay([i, 1]) for i in range({count})]\n"
+        "print(*[r.id for r in results if r.get(timeout=30) is not None])"
+    )
+    return run([project / ".venv/bin/python", "-c", code], project, **env).stdout.split()
+
+
+@contextlib.contextmanager
+def browser(login):
+    """Debian's Chromium, headless, through chromedriver, sending the login with every
+    request (the DevTools protocol's extra headers: no dialog to fill)."""
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        token = base64.b64encode(":".join(login).encode()).decode()
+        driver.execute_cdp_cmd("Network.enable", {})
+        headers = {"headers": {"Authorization": f"Basic {token}"}}
+        driver.execute_cdp_cmd("Network.setExtraHTTPHeaders", headers)
+        yield driver
+    finally:
+        driver.quit()
+
+
+def page_text(driver, url, *expected, seconds=30):
+    """The text of the page once it shows every expected string (its scripts ran)."""
+    driver.get(url)
+    body = driver.find_element(By.TAG_NAME, "body")
+    WebDriverWait(driver, seconds).until(lambda _: all(s in body.text for s in expected))
+    return body.text
+
+
+def event_files(project):
+    return [p.name for p in (project / ".celery" / "queue").iterdir() if ".celeryev." in p.name]
+
+
+def monitors(project):
+    """The queues bound to the event exchange: one per monitor."""
+    try:
+        rows = json.loads((project / ".celery" / "control" / "celeryev.exchange").read_text())
+    except FileNotFoundError:
+        return []
+    return [queue for _, _, queue in rows]
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_flower_shows_the_worker_and_its_tasks_behind_its_login(project, environment):
+    env = {"CELERY_ENV": environment}
+    run(["make", "install"], project)
+    if environment == "production":
+        require_servers(project, **env)
+    port = free_port()
+    worker = start_make(project, "worker", **env)
+    send_tsums(project, 1, **env)  # the worker is up: Flower's first questions get answers
+    flower = start_make(project, "flower", FLOWER_PORT=str(port), **env)
+    login, node = flower_login(project), f"celery@{socket.gethostname()}"
+    try:
+        wait_for(lambda: flower_get(port, "/api/workers", login)[0] == 200, 60, "Flower")
+
+        def succeeded(ids):
+            tasks = flower_get(port, "/api/tasks", login)[1] or {}
+            return all(tasks.get(i, {}).get("state") == "SUCCESS" for i in ids) and tasks
+
+        # Flower turns the worker's task events on (remote control) a few seconds in.
+        sent = []
+        wait_for(
+            lambda: sent.extend(send_tsums(project, 1, **env)) or succeeded(sent[-1:]), 30, "events"
+        )
+        ids = send_tsums(project, 3, **env)
+        tasks = wait_for(lambda: succeeded(ids), 30, "tasks in /api/tasks")
+        assert {tasks[i]["name"] for i in ids} == {"make_me.tasks.tsum"}
+        workers = flower_get(port, "/api/workers", login)[1]
+        assert set(workers[node]) >= {"stats", "registered", "active_queues", "conf"}, workers
+        for path in ("/api/workers", "/api/tasks", "/workers", "/"):
+            assert flower_get(port, path)[0] == 401, path  # no login
+            assert flower_get(port, path, (login[0], "wrong"))[0] == 401, path
+        if environment == "development":
+            with browser(login) as driver:
+                url = f"http://127.0.0.1:{port}"
+                assert "Online" in page_text(driver, f"{url}/workers", node)
+                shown = page_text(driver, f"{url}/tasks", *ids)
+                assert shown.count("make_me.tasks.tsum") >= 3 and "SUCCESS" in shown
+    finally:
+        os.killpg(flower.pid, signal.SIGKILL)  # a monitor that dies without a word
+        output = flower.communicate()[0]
+        assert "failed" not in output.lower(), output
+    try:
+        if environment == "development":
+            # Its event queue stays, and events pile up in it, until its expiry
+            # (Celery's event_queue_expires, 60 s); then nothing is left.
+            assert len(monitors(project)) == 1
+            send_tsums(project, 2, **env)
+            left = len(event_files(project))
+            wait_for(lambda: not monitors(project) and not event_files(project), 75, "expiry")
+            send_tsums(project, 2, **env)
+            print(f"event files after the kill: {left}, after the expiry: 0")
+            assert event_files(project) == [] and monitors(project) == []
+    finally:
+        stop_make(worker)
 
 
 def test_clean_refuses_a_data_dir_that_is_not_ours_and_deletes_nothing(project):

@@ -79,7 +79,7 @@ def test_every_option_gives_a_project_that_passes_its_own_checks(cookies, contex
 def test_docker_compose_serves_the_urls_of_env_example_on_loopback(baked):
     # No Docker engine here: check the file's structure and that it matches .env.example.
     compose = yaml.safe_load((baked / "docker-compose.yml").read_text())
-    assert set(compose["services"]) == {"rabbitmq", "redis", "flower"}
+    assert set(compose["services"]) == {"rabbitmq", "redis"}
     env = dict(
         line.split("=", 1)
         for line in (baked / ".env.example").read_text().splitlines()
@@ -92,10 +92,6 @@ def test_docker_compose_serves_the_urls_of_env_example_on_loopback(baked):
     }
     assert published["rabbitmq"] == {f"127.0.0.1:{broker.port}", "127.0.0.1:15672"}
     assert published["redis"] == {f"127.0.0.1:{backend.port}"}
-    assert published["flower"] == {"127.0.0.1:5555"}
-    flower = compose["services"]["flower"]["environment"]
-    assert flower["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")  # from .env, or stop
-    assert "FLOWER_BASIC_AUTH" in env
     assert compose["services"]["rabbitmq"]["image"].endswith("-management")
     assert (broker.username, broker.password) == ("guest", "guest")  # the image's default user
     for service in compose["services"].values():
@@ -104,5 +100,4 @@ def test_docker_compose_serves_the_urls_of_env_example_on_loopback(baked):
             assert volume.split(":")[0] in compose["volumes"]
     makefile = (baked / "Makefile").read_text()
     assert "docker compose up --detach --wait rabbitmq redis" in makefile
-    assert "docker compose up --detach --wait flower" in makefile
     assert "docker compose down" in makefile

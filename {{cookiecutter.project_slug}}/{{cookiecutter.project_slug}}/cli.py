@@ -16,6 +16,7 @@ from .tasks import sample_chord
 
 FIX = "start the servers (make services-up) or set CELERY_ENV=development in .env"
 TIMEOUT = 60  # seconds make demo waits for the chord
+FLOWER_LOGIN = "FLOWER_BASIC_AUTH=user:password in .env"
 
 
 def reason(exc):
@@ -83,29 +84,17 @@ def check(env):
     return 1 if any(why for _, _, why in found) else 0
 
 
-def consumers(queue):
-    """How many consumers the broker knows on `queue`: RabbitMQ and celery_devfs count
-    them at once (Redis as a broker always says 0)."""
-    with app.connection_for_write() as connection:
-        try:
-            return connection.default_channel.queue_declare(queue, passive=True).consumer_count
-        except connection.channel_errors:  # RabbitMQ: no such queue yet
-            return 0
-
-
-def workers_on(queue):
-    """The names of the workers that consume `queue` (asking them takes a second)."""
-    replies = app.control.inspect(timeout=1.0).active_queues() or {}
-    return sorted(name for name, qs in replies.items() if queue in {q["name"] for q in qs})
-
-
 @contextlib.contextmanager
 def worker_running(log_file):
     """Use the workers on our queue (another project's worker answers pings too), or
     run one until the block ends. Yields where to look when the chord gives no result."""
     queue = app.conf.task_default_queue
-    if consumers(queue):  # ask their names now: a busy worker may not answer later
-        yield f"the output of {', '.join(workers_on(queue)) or 'the workers on ' + queue}"
+    with app.connection_for_write() as connection:  # RabbitMQ and celery_devfs count consumers
+        declared = app.amqp.queues[queue].bind(connection.default_channel).queue_declare()
+    if declared.consumer_count:  # ask their names now: a busy worker may not answer later
+        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+        names = sorted(n for n, qs in replies.items() if queue in {q["name"] for q in qs})
+        yield f"the output of {', '.join(names) or 'the workers on ' + queue}"
         return
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # results: yours only
     with os.fdopen(fd, "ab") as log:
@@ -154,6 +143,18 @@ def clean(env):
     return 0
 
 
+def flower(env):
+    """Flower on 127.0.0.1 (FLOWER_PORT, default 5555), behind FLOWER_BASIC_AUTH."""
+    logins = [login.split(":", 1) for login in (env.get("FLOWER_BASIC_AUTH") or "").split(",")]
+    if not all(len(x) == 2 and x[0] and x[1] not in ("", "change-me") for x in logins):
+        return "ERROR: make flower needs a login of your own: " + FLOWER_LOGIN
+    # Flower reads its login from the environment: on its command line, ps would show it.
+    os.environ["FLOWER_BASIC_AUTH"] = env["FLOWER_BASIC_AUTH"]
+    port = f"--port={env.get('FLOWER_PORT') or 5555}"
+    command = [sys.executable, "-m", "celery", "-A", app.main, "flower", "--address=127.0.0.1"]
+    os.execv(sys.executable, [*command, port])
+
+
 def made_data_dir(env):
     """The data folder, created owner-only if missing (in production too: beat, demo)."""
     settings.data_dir(env).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -161,7 +162,7 @@ def made_data_dir(env):
 
 
 def main(command):
-    commands = {"check": check, "demo": demo, "clean": clean}
+    commands = {"check": check, "demo": demo, "clean": clean, "flower": flower}
     commands["data-dir"] = lambda env: print(made_data_dir(env))
     commands["env"] = lambda env: print(env.get("CELERY_ENV") or "development")
     if command not in commands:

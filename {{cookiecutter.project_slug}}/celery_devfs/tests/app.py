@@ -36,6 +36,8 @@ def make_app(env):
         worker_prefetch_multiplier=1 if setup != "kombu" else 4,
         task_track_started=True,
         result_expires=24 * 3600,
+        # Celery's 60 s, or less for the test of a killed monitor.
+        event_queue_expires=float(env.get("DEVFS_TEST_EVENT_QUEUE_EXPIRES", 60)),
     )
     return app
 
