@@ -102,6 +102,14 @@ def dev(setup_for, tmp_path):
     return env, app, {name: data / name for name in ("queue", "control", "quarantine", "results")}
 
 
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
 def wait_until_ready(app, worker, log_file, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,17 +15,9 @@ import time
 
 import pytest
 
-from .conftest import ROOT, WORKER, wait_until_ready
+from .conftest import ROOT, WORKER, wait_until, wait_until_ready
 
 EVENTS = [sys.executable, "-m", "celery", "-A", "celery_devfs.tests.app", "events"]
-
-
-def wait_for(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"no {what} within {seconds} s")
-        time.sleep(0.1)
 
 
 def monitors(data):
@@ -60,11 +52,11 @@ def test_events_dump_shows_a_workers_tasks(worker_with_events, spawn, tmp_path):
     env, app, data = worker_with_events()
     log = tmp_path / "dump.log"
     spawn([*EVENTS[1:], "--dump"], env, log=open(log, "w"))
-    wait_for(lambda: monitors(data), 30, "event queue")
+    wait_until(lambda: monitors(data), 30, "event queue")
     result = app.send_task("devfs_tests.add", ([20, 22],))
     assert result.get(timeout=30) == 42
     line = f"task succeeded: devfs_tests.add({result.id})"
-    wait_for(lambda: line in log.read_text(), 30, "event")
+    wait_until(lambda: line in log.read_text(), 30, "event")
     assert "heartbeat" in log.read_text()
 
 
@@ -95,7 +87,7 @@ def test_the_curses_monitor_shows_a_workers_tasks(worker_with_events):
 def test_a_killed_monitor_leaves_nothing_once_its_queue_expires(worker_with_events, spawn):
     env, app, data = worker_with_events(DEVFS_TEST_EVENT_QUEUE_EXPIRES="2")
     monitor = spawn([*EVENTS[1:], "--dump"], env, log=open(os.devnull, "w"))
-    wait_for(lambda: monitors(data), 30, "event queue")
+    wait_until(lambda: monitors(data), 30, "event queue")
     os.killpg(monitor.pid, signal.SIGKILL)  # it cannot unbind its queue
     monitor.wait()
     killed = time.monotonic()
@@ -103,7 +95,7 @@ def test_a_killed_monitor_leaves_nothing_once_its_queue_expires(worker_with_even
     for numbers in ([1], [2], [3]):  # events for the dead monitor's queue
         app.send_task("devfs_tests.add", (numbers,)).get(timeout=30)
     # Its expiry (2 s), then the worker's next look (1 s); bounded at 15 s.
-    wait_for(lambda: not monitors(data) and not event_files(data), 15, "expiry")
+    wait_until(lambda: not monitors(data) and not event_files(data), 15, "expiry")
     print(f"the killed monitor's queue went {time.monotonic() - killed:.1f} s after its death")
     assert not list((data / "control").glob("celeryev.*.queue"))
     for numbers in ([4], [5]):

@@ -11,15 +11,7 @@ import time
 import pytest
 from celery.result import AsyncResult
 
-from .conftest import WORKER
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+from .conftest import WORKER, wait_until
 
 
 @pytest.mark.parametrize("setup", ["devfs", "production"])

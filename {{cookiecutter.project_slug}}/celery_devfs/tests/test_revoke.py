@@ -9,8 +9,7 @@ from celery import signature
 from celery.canvas import StampingVisitor
 from celery.exceptions import TaskRevokedError
 
-from .conftest import WORKER, wait_until_ready
-from .test_redelivery import wait_until
+from .conftest import WORKER, wait_until, wait_until_ready
 
 
 @pytest.fixture

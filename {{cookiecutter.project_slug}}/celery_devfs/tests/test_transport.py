@@ -144,15 +144,18 @@ with Connection("devfs://", transport_options=options) as connection:
 """
 
 
-def test_a_killed_consumer_is_not_counted(connection, tmp_path):
+def consuming(code, data):
+    """A process running `code` on the data folder, once it says it consumes."""
     process = subprocess.Popen(
-        [sys.executable, "-c", CONSUMER, tmp_path / "data"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, "-c", code, data], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
+    assert process.stdout.readline() == "consuming\n"
+    return process
+
+
+def test_a_killed_consumer_is_not_counted(connection, tmp_path):
+    process = consuming(CONSUMER, tmp_path / "data")
     try:
-        assert process.stdout.readline() == "consuming\n"
         assert consumer_count(connection, "q") == 1
     finally:
         process.kill()
@@ -212,14 +215,8 @@ def test_a_queue_whose_consumer_was_killed_expires_with_its_binding_and_messages
     connection, tmp_path
 ):
     channel = connection.default_channel
-    process = subprocess.Popen(
-        [sys.executable, "-c", MONITOR, tmp_path / "data"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    process = consuming(MONITOR, tmp_path / "data")
     try:
-        assert process.stdout.readline() == "consuming\n"
         time.sleep(1.2)  # past its expiry, but its consumer lives: kept
         channel.expire()
         assert [row.queue for row in channel.get_table("ev")] == ["ev.1"]
