@@ -549,16 +549,17 @@ class Channel(filesystem.Channel):
             files = [n for n in os.listdir(self.control_folder) if n.endswith(".queue")]
         except FileNotFoundError:
             return
-        with_ttl = {}
+        with_ttl = {}  # unconsumed queues with a TTL (consumers drop old messages at _get)
         for file in files:
             queue = unquote(file[: -len(".queue")])
             info = self._read_queue(self.control_folder / file)
-            if info["consumers"]:
+            arguments = info["arguments"]
+            if info["consumers"] and "x-expires" in arguments:
                 _touch(self.control_folder / file)  # in use
-            elif "x-expires" in info["arguments"]:
+            elif "x-expires" in arguments:
                 self._change_queue(queue, lambda info, queue=queue: self._expire(queue, info))
-            if "x-message-ttl" in info["arguments"]:
-                with_ttl[queue] = info["arguments"]["x-message-ttl"]
+            if "x-message-ttl" in arguments and not info["consumers"]:
+                with_ttl[queue] = arguments["x-message-ttl"]
         if with_ttl:
             for name in os.listdir(self.data_folder_in):
                 queue = _message_queue(name)
