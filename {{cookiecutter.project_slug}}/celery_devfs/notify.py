@@ -76,14 +76,19 @@ class Inotify:
         the kernel dropped events (its queue overflowed): look at everything then."""
         if not select.select([self.fd], [], [], seconds)[0]:
             return set()
-        data, found = drain(self.fd), set()
-        while len(data) >= self.HEADER.size:  # struct inotify_event, then its name
-            _, mask, _, length = self.HEADER.unpack_from(data)
+        names = self.read()
+        return None if names is None else set(names)
+
+    def read(self):
+        """The names that arrived, in the order they did, without waiting; None when
+        the kernel dropped events."""
+        data, found, at = drain(self.fd), [], 0
+        while at + self.HEADER.size <= len(data):  # struct inotify_event, then its name
+            _, mask, _, length = self.HEADER.unpack_from(data, at)
             if mask & self.IN_Q_OVERFLOW:
                 return None
-            name = data[self.HEADER.size : self.HEADER.size + length].rstrip(b"\0")
-            found.add(os.fsdecode(name))
-            data = data[self.HEADER.size + length :]
+            at += self.HEADER.size + length
+            found.append(os.fsdecode(data[at - length : at].rstrip(b"\0")))
         return found
 
     def close(self):

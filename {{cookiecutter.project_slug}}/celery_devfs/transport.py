@@ -176,8 +176,8 @@ class Channel(filesystem.Channel):
 
     def _list(self):
         """One look at the folder: the message files of every queue, oldest first,
-        after taking back those of dead workers. A queue still busy with its
-        last batch keeps it."""
+        after taking back those of dead workers. A queue this process consumes
+        keeps the names it still has (inotify adds the new ones)."""
         found = {}
         try:
             names = os.listdir(self.data_folder_in)
@@ -190,9 +190,9 @@ class Channel(filesystem.Channel):
             queue = _message_queue(name or ".")
             if queue is not None:  # a dot-name is never a message
                 found.setdefault(queue, []).append(name)
-        pending = self.connection.pending
+        pending, consumed = self.connection.pending, self.connection._callbacks
         for queue, names in found.items():
-            if not pending.get(queue):
+            if not pending.get(queue) or queue not in consumed:
                 pending[queue] = deque(sorted(names))
 
     def _take_back(self, claimed):
@@ -276,6 +276,7 @@ class Channel(filesystem.Channel):
         if no_ack:  # remote-control replies and broadcasts: nothing will acknowledge them
             self._no_ack_queues.add(queue)
         super().basic_consume(queue, no_ack, callback, consumer_tag, **kwargs)
+        self.connection.look_again()  # inotify names only what arrives from now on
         self._consuming[consumer_tag] = queue
         me = [HOST, os.getpid(), consumer_tag]
         self._change_queue(queue, lambda info: {**info, "consumers": [*info["consumers"], me]})
@@ -285,6 +286,8 @@ class Channel(filesystem.Channel):
         self._leave({consumer_tag: self._consuming.pop(consumer_tag, None)})
 
     def basic_get(self, queue, no_ack=False, **kwargs):
+        if not self.connection.pending.get(queue):
+            self.connection.look_again()  # not consumed here: no inotify names for it
         message = super().basic_get(queue, no_ack, **kwargs)
         if message is not None and no_ack:
             self._settle(message.delivery_tag)
@@ -682,7 +685,8 @@ class Transport(filesystem.Transport):
         # Names seen in the folder, per queue, oldest first: one listing serves
         # every queue and every channel, until inotify says the folder changed.
         self.pending = {}
-        self._changed = True
+        self._changed = True  # a full listing is due
+        self._next_look = 0.0  # when one is due anyway
         self.message_ttl = {}  # queue -> x-message-ttl (ms), as declared in this process
         self._next_expiry = 0.0  # when to look for expired queues and messages again
         # Made by the first consumer (producers need none): an inotify watch on
@@ -738,13 +742,28 @@ class Transport(filesystem.Transport):
         loop.call_soon(self._look)  # what was there before the worker started
 
     def on_readable(self, fd):
-        drain(fd)
         if self._watch and fd == self._watch.fd:
-            self._changed = True
+            self._arrived()
+        else:
+            drain(fd)
         self._deliver_ready()
 
+    def _arrived(self):
+        """Queue the message files inotify names, in the order they arrived. No
+        listing: with thousands of files waiting, a listing at each arrival made
+        a backlog quadratic."""
+        names = self._watch.read()
+        if names is None:  # the kernel dropped events: list everything again
+            self.pending.clear()
+            self.look_again()
+            return
+        for name in names:
+            queue = _message_queue(name)
+            if queue in self._callbacks:  # ours to consume (a dot-name is no message)
+                self.pending.setdefault(queue, deque()).append(name)
+
     def _look(self):
-        self._changed = True
+        self.look_again()
         self._deliver_ready()
         self._expire_now_and_then()
 
@@ -760,6 +779,7 @@ class Transport(filesystem.Transport):
 
     def _deliver_ready(self):
         """Deliver what the prefetch limits allow, BATCH at a time."""
+        self._poll_if_idle()
         for _ in range(self.BATCH):
             try:
                 self.cycle.get(self._deliver)
@@ -783,6 +803,7 @@ class Transport(filesystem.Transport):
         """Deliver one message; between looks, sleep until a file arrives."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wakers = self._start_watching()
+        self._poll_if_idle()
         while True:
             try:
                 return self.cycle.get(self._deliver, timeout=timeout)
@@ -800,15 +821,32 @@ class Transport(filesystem.Transport):
             pause = min(left, RELIST if self._watch else POLL)
             ready = select.select([*wakers, stopping_read], [], [], pause)[0]
             self._awaiting_ack = False
-            if not ready or (self._watch and self._watch.fd in ready):
-                self._changed = True  # a file arrived, or look anyway now and then
+            if not ready:
+                self.look_again()
             for fd in set(ready) & set(wakers):
-                drain(fd)
+                self._arrived() if self._watch and fd == self._watch.fd else drain(fd)
+
+    def look_again(self):
+        self._changed = True
+
+    def _poll_if_idle(self):
+        """Without inotify, look when a message is wanted and none of ours is pending
+        (with some pending, the next look is at POLL: a listing at every call made a
+        backlog quadratic)."""
+        if self._watch is False and not any(self.pending.get(q) for q in self._callbacks):
+            self.look_again()
 
     def folder_changed(self):
-        """Is a new listing worth it? Without a watch (producers, polling), always."""
-        changed, self._changed = self._changed or not self._watch, False
-        return changed
+        """Is a full listing due? For a process that does not consume (a producer,
+        basic_get), always. For a consumer: at its start, when events were lost,
+        at its timer, and at least every RELIST (POLL without inotify) while
+        events keep it busy; inotify names the files in between."""
+        now = time.monotonic()
+        due = self._changed or self._watch is None or now >= self._next_look
+        if due:
+            self._changed = False
+            self._next_look = now + (RELIST if self._watch else POLL)
+        return due
 
     def acknowledged(self):
         """Wake the consumer: a prefetch place may be free (called from pool threads too)."""

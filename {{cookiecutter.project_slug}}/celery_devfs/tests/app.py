@@ -10,6 +10,10 @@ from pathlib import Path
 from celery import Celery, shared_task
 
 import celery_devfs
+from celery_devfs.notify import Inotify
+
+if os.environ.get("DEVFS_TEST_NO_INOTIFY"):  # as where there is none (macOS): every wait polls
+    Inotify.watching = classmethod(lambda cls, folder: None)
 
 SETUPS = ("devfs", "kombu", "production")
 

@@ -10,6 +10,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 
 import celery_devfs
+from celery_devfs.notify import Inotify
 
 from .conftest import ROOT
 
@@ -86,6 +87,38 @@ def test_a_claim_of_a_dead_process_goes_back_to_the_queue(connection, tmp_path):
     assert message.payload == {"n": 1}
     assert message.delivery_info["redelivered"] is True
     message.ack()
+
+
+@pytest.mark.parametrize("notifications", ["inotify", "polling"])
+def test_a_consumer_lists_the_folder_now_and_then_not_at_each_new_file(
+    notifications, connection, monkeypatch
+):
+    """A listing costs as much as there are files waiting: one at each arrival made
+    a backlog quadratic (5000 tasks took twice as long as on Redis). Inotify names
+    the new files; without it, the consumer looks every POLL."""
+    if notifications == "polling":
+        monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
+    listings = []
+    listing = celery_devfs.transport.Channel._list
+    monkeypatch.setattr(
+        celery_devfs.transport.Channel, "_list", lambda self: listings.append(1) or listing(self)
+    )
+    received = []
+
+    def take(body, message):
+        received.append(body["n"])
+        message.ack()
+
+    queues = [Queue("q"), Queue("idle")]  # as a worker: its queue and remote control's
+    with Connection("devfs://", transport_options=connection.transport_options) as sender:
+        producer = sender.Producer()
+        with connection.Consumer(queues, callbacks=[take]):
+            for n in range(300):  # each file waited for, as by a worker that keeps up
+                producer.publish({"n": n}, routing_key="q")
+                connection.drain_events(timeout=1)
+    assert received == list(range(300))  # in order, each once
+    if notifications == "inotify":
+        assert len(listings) <= 3  # at the start, and about once a second
 
 
 def test_purge(connection, tmp_path):
