@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -84,6 +85,16 @@ def test_demo_from_a_fresh_folder_prints_10_and_leaves_nothing_running(project):
     started = time.monotonic()
     assert run(["make", "demo"], project).stdout.splitlines()[-1] == "10"
     print(f"make demo, installed: {time.monotonic() - started:.1f} s")
+
+
+def test_make_install_with_a_python_that_has_no_pip(cookies, tmp_path):
+    """Debian's python3 without python3-pip: ensurepip in .venv, then the newest pip."""
+    project = cookies.bake(extra_context={"project_name": "Make Me"}).project_path
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / "bare"], check=True)
+    run(["make", "install", f"PYTHON={tmp_path / 'bare' / 'bin' / 'python'}"], project, UV="")
+    code = "import make_me, flower, pip; print(pip.__version__)"
+    version = run([".venv/bin/python", "-c", code], project).stdout.split(".")
+    assert (int(version[0]), int(version[1])) >= (25, 1)  # what reads --group
 
 
 def test_lint_and_test_pass(project):
@@ -400,6 +411,9 @@ def test_clean_removes_the_data_and_the_project_still_works(project):
     assert run(["make", "demo"], project).stdout.splitlines()[-1] == "10"
 
 
+CELERY_BYTECODE = "lib/python3*/site-packages/celery/__pycache__/*.pyc"
+
+
 def uv_path():
     """PATH with uv (the template's test group installs it) in front."""
     return f"{BIN}:{os.environ['PATH']}"
@@ -408,19 +422,24 @@ def uv_path():
 def test_make_demo_uses_uv_when_it_is_on_path(cookies):
     project = cookies.bake(extra_context={"project_name": "Make Me"}).project_path
     started = time.monotonic()
-    done = run(["make", "demo"], project, PATH=uv_path(), UV_PYTHON_DOWNLOADS="never")
+    env = {"PATH": uv_path(), "UV_PYTHON_DOWNLOADS": "never", "PYTHONDONTWRITEBYTECODE": "1"}
+    done = run(["make", "demo"], project, **env)
     print(f"make demo from a fresh folder, with uv: {time.monotonic() - started:.1f} s")
     assert done.stdout.splitlines()[-1] == "10"
     assert " pip install" in done.stdout and "bin/uv pip install" in done.stdout
     assert "uv = " in (project / ".venv" / "pyvenv.cfg").read_text()  # made by uv
+    # Compiled at install as pip does: with PYTHONDONTWRITEBYTECODE (Docker images
+    # often set it), every demo would compile celery again (2 s, not 1).
+    assert list((project / ".venv").glob(CELERY_BYTECODE))
     assert processes_of(project) == []
 
 
 def test_uv_sync_and_uv_run_are_enough_without_make(cookies, tmp_path):
     project = cookies.bake(extra_context={"project_name": "Make Me"}).project_path
-    env = {"PATH": uv_path(), "UV_PYTHON_DOWNLOADS": "never"}
+    env = {"PATH": uv_path(), "UV_PYTHON_DOWNLOADS": "never", "PYTHONDONTWRITEBYTECODE": "1"}
     run(["uv", "sync"], project, **env)
     assert (project / ".venv" / "bin" / "ruff").exists()  # the dev group: uv sync's default
+    assert list((project / ".venv").glob(CELERY_BYTECODE))  # [tool.uv] compile-bytecode
     worker = subprocess.Popen(
         ["uv", "run", "celery", "-A", "make_me", "worker", "--pool=solo"],
         cwd=project,
