@@ -87,9 +87,15 @@ def test_demo_from_a_fresh_folder_prints_10_and_leaves_nothing_running(project):
     print(f"make demo, installed: {time.monotonic() - started:.1f} s")
 
 
-def test_make_install_with_a_python_that_has_no_pip(cookies, tmp_path):
+@pytest.fixture
+def fresh_project(cookies):
+    """A project of its own, with no .venv yet."""
+    return cookies.bake(extra_context={"project_name": "Make Me"}).project_path
+
+
+def test_make_install_with_a_python_that_has_no_pip(fresh_project, tmp_path):
     """Debian's python3 without python3-pip: ensurepip in .venv, then the newest pip."""
-    project = cookies.bake(extra_context={"project_name": "Make Me"}).project_path
+    project = fresh_project
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path / "bare"], check=True)
     run(["make", "install", f"PYTHON={tmp_path / 'bare' / 'bin' / 'python'}"], project, UV="")
     code = "import make_me, flower, pip; print(pip.__version__)"
@@ -414,29 +420,28 @@ def test_clean_removes_the_data_and_the_project_still_works(project):
 CELERY_BYTECODE = "lib/python3*/site-packages/celery/__pycache__/*.pyc"
 
 
-def uv_path():
-    """PATH with uv (the template's test group installs it) in front."""
-    return f"{BIN}:{os.environ['PATH']}"
+def uv_env():
+    """uv (the template's test group installs it) first on PATH, and no .pyc written
+    when a module is imported (as in many Docker images): only the install can."""
+    path = f"{BIN}:{os.environ['PATH']}"
+    return {"PATH": path, "UV_PYTHON_DOWNLOADS": "never", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def test_make_demo_uses_uv_when_it_is_on_path(cookies):
-    project = cookies.bake(extra_context={"project_name": "Make Me"}).project_path
-    started = time.monotonic()
-    env = {"PATH": uv_path(), "UV_PYTHON_DOWNLOADS": "never", "PYTHONDONTWRITEBYTECODE": "1"}
+def test_make_demo_uses_uv_when_it_is_on_path(fresh_project):
+    project, env, started = fresh_project, uv_env(), time.monotonic()
     done = run(["make", "demo"], project, **env)
     print(f"make demo from a fresh folder, with uv: {time.monotonic() - started:.1f} s")
     assert done.stdout.splitlines()[-1] == "10"
     assert " pip install" in done.stdout and "bin/uv pip install" in done.stdout
     assert "uv = " in (project / ".venv" / "pyvenv.cfg").read_text()  # made by uv
-    # Compiled at install as pip does: with PYTHONDONTWRITEBYTECODE (Docker images
-    # often set it), every demo would compile celery again (2 s, not 1).
+    # Compiled at install as pip does: else every demo would compile celery again
+    # where PYTHONDONTWRITEBYTECODE is set (2 s, not 1).
     assert list((project / ".venv").glob(CELERY_BYTECODE))
     assert processes_of(project) == []
 
 
-def test_uv_sync_and_uv_run_are_enough_without_make(cookies, tmp_path):
-    project = cookies.bake(extra_context={"project_name": "Make Me"}).project_path
-    env = {"PATH": uv_path(), "UV_PYTHON_DOWNLOADS": "never", "PYTHONDONTWRITEBYTECODE": "1"}
+def test_uv_sync_and_uv_run_are_enough_without_make(fresh_project):
+    project, env = fresh_project, uv_env()
     run(["uv", "sync"], project, **env)
     assert (project / ".venv" / "bin" / "ruff").exists()  # the dev group: uv sync's default
     assert list((project / ".venv").glob(CELERY_BYTECODE))  # [tool.uv] compile-bytecode

@@ -143,7 +143,7 @@ class Channel(filesystem.Channel):
 
     def _get(self, queue):
         pending = self.connection.pending.get(queue)
-        if not pending and self.connection.folder_changed():
+        if not pending and self.connection.listing_due():
             self._list()
             pending = self.connection.pending.get(queue)
         while pending:
@@ -557,10 +557,11 @@ class Channel(filesystem.Channel):
             queue = unquote(file[: -len(".queue")])
             info = self._read_queue(self.control_folder / file)
             arguments = info["arguments"]
-            if info["consumers"] and "x-expires" in arguments:
-                _touch(self.control_folder / file)  # in use
-            elif "x-expires" in arguments:
-                self._change_queue(queue, lambda info, queue=queue: self._expire(queue, info))
+            if "x-expires" in arguments:
+                if info["consumers"]:
+                    _touch(self.control_folder / file)  # in use
+                else:
+                    self._change_queue(queue, lambda info, queue=queue: self._expire(queue, info))
             if "x-message-ttl" in arguments and not info["consumers"]:
                 with_ttl[queue] = arguments["x-message-ttl"]
         if with_ttl:
@@ -682,11 +683,10 @@ class Transport(filesystem.Transport):
         super().__init__(client, **kwargs)
         control = os.path.abspath(client.transport_options.get("control_folder", "control"))
         self.state = self.states.setdefault(control, virtual.BrokerState())
-        # Names seen in the folder, per queue, oldest first: one listing serves
-        # every queue and every channel, until inotify says the folder changed.
+        # Names of message files, per queue, oldest first: from a full listing of
+        # the folder (one serves every queue and channel), then from inotify.
         self.pending = {}
-        self._changed = True  # a full listing is due
-        self._next_look = 0.0  # when one is due anyway
+        self._next_look = 0.0  # when a full listing is due: now
         self.message_ttl = {}  # queue -> x-message-ttl (ms), as declared in this process
         self._next_expiry = 0.0  # when to look for expired queues and messages again
         # Made by the first consumer (producers need none): an inotify watch on
@@ -742,11 +742,15 @@ class Transport(filesystem.Transport):
         loop.call_soon(self._look)  # what was there before the worker started
 
     def on_readable(self, fd):
+        self._woken_by(fd)
+        self._deliver_ready()
+
+    def _woken_by(self, fd):
+        """Read what woke the consumer: new file names, or a pipe's bytes."""
         if self._watch and fd == self._watch.fd:
             self._arrived()
         else:
             drain(fd)
-        self._deliver_ready()
 
     def _arrived(self):
         """Queue the message files inotify names, in the order they arrived. No
@@ -824,10 +828,11 @@ class Transport(filesystem.Transport):
             if not ready:
                 self.look_again()
             for fd in set(ready) & set(wakers):
-                self._arrived() if self._watch and fd == self._watch.fd else drain(fd)
+                self._woken_by(fd)
 
     def look_again(self):
-        self._changed = True
+        """List the folder at the next look for a message in an empty queue."""
+        self._next_look = 0.0
 
     def _poll_if_idle(self):
         """Without inotify, look when a message is wanted and none of ours is pending
@@ -836,15 +841,14 @@ class Transport(filesystem.Transport):
         if self._watch is False and not any(self.pending.get(q) for q in self._callbacks):
             self.look_again()
 
-    def folder_changed(self):
+    def listing_due(self):
         """Is a full listing due? For a process that does not consume (a producer,
         basic_get), always. For a consumer: at its start, when events were lost,
         at its timer, and at least every RELIST (POLL without inotify) while
         events keep it busy; inotify names the files in between."""
         now = time.monotonic()
-        due = self._changed or self._watch is None or now >= self._next_look
+        due = self._watch is None or now >= self._next_look
         if due:
-            self._changed = False
             self._next_look = now + (RELIST if self._watch else POLL)
         return due
 
