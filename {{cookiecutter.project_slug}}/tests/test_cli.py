@@ -129,7 +129,7 @@ def test_a_silent_server_is_given_up_on_within_the_5_s_the_readme_promises(
     # Past 5 s plus start-up, it would have waited on a socket timeout (redis: 30 s).
     done = run_package("-m", f"{PACKAGE}.cli", "check", **{variable: url}, timeout=15)
     assert done.returncode == 1
-    line = f"{name + ':':9}{cli.masked(url)} unreachable (timeout); {cli.FIX}"
+    line = f"{name + ':':9}{settings.masked(url)} unreachable (timeout); {cli.FIX}"
     assert line in done.stdout.splitlines(), done.stdout + done.stderr
 
 

@@ -7,8 +7,6 @@ import sys
 import threading
 import time
 
-from kombu.utils.url import maybe_sanitize_url
-
 import celery_devfs
 
 from . import app, settings
@@ -59,12 +57,7 @@ def servers(app, timeout=5):
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
     urls = {"broker": app.conf.broker_url, "backend": app.conf.result_backend}
-    return [(name, masked(url), found[name]) for name, url in urls.items()]
-
-
-def masked(url):
-    """The URL with its password replaced by **."""
-    return maybe_sanitize_url(url) if "@" in url else url
+    return [(name, settings.masked(url), found[name]) for name, url in urls.items()]
 
 
 def unreachable(app):

@@ -125,6 +125,11 @@ def development(env):
         ) from None
 
 
+def masked(url):
+    """The URL with its password replaced by **."""
+    return maybe_sanitize_url(url) if "@" in url else url
+
+
 def production(env):
     """RabbitMQ as the broker, Redis as the result backend, from the environment."""
     for variable, schemes in (
@@ -140,7 +145,7 @@ def production(env):
         scheme = urlsplit(url).scheme.partition("+")[0]
         if scheme not in schemes:  # kombu and Celery would print a traceback
             raise SettingsError(
-                f"{variable}={maybe_sanitize_url(url) if '@' in url else url!r} has an "
+                f"{variable}={masked(url)!r} has an "
                 f"unknown scheme {scheme + '://'!r}; use amqp://user:password@host:5672// "
                 "for RabbitMQ or redis://host:6379/0 for Redis (see .env.example)"
             )
