@@ -17,6 +17,7 @@ URL: ``devfs:///absolute/path/to/results``. Same files as Celery's
   a chord with a large header finishes in linear, not quadratic, time.
 """
 
+import errno
 import logging
 import os
 import stat
@@ -25,6 +26,7 @@ import uuid
 
 from celery import states
 from celery.backends.filesystem import FilesystemBackend
+from celery.exceptions import ImproperlyConfigured
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import GroupResult
 from kombu.utils.encoding import bytes_to_str, ensure_bytes
@@ -34,6 +36,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
+from . import space
 from .folders import DamagedFile, read_regular_file, write_private_file
 from .notify import Inotify
 
@@ -48,9 +51,29 @@ class Backend(FilesystemBackend):
     # one result after another, which raises a parent's error before the group ends.
     supports_native_join = True
 
-    def _find_path(self, url):
+    def __init__(self, url=None, *args, **kwargs):
         # devfs:///path/to/results, as Celery's file:///path/to/results
-        return super()._find_path(url.replace("devfs://", "file://", 1))
+        path = (url or "").removeprefix("devfs://").removeprefix("file://")
+        if not path:
+            raise ImproperlyConfigured(
+                "You need to configure a path for the devfs result backend: "
+                "devfs:///absolute/path/to/results"
+            )
+        super().__init__(f"file://{path}", *args, **kwargs)
+
+    def _do_directory_test(self, key):
+        # Celery's writes a file: on a full disk, a worker would not even start, and
+        # would blame the path. Ask the folder instead; a task's writes wait for room.
+        if not (os.path.isdir(self.path) and os.access(self.path, os.W_OK | os.X_OK)):
+            raise ImproperlyConfigured(
+                f"The devfs results folder {os.fsdecode(self.path)} is not a folder "
+                "that this user can write to"
+            )
+
+    def exception_safe_to_retry(self, exc):
+        # What Celery retries when a project sets result_backend_always_retry: a full
+        # disk (a running task's writes wait for space anyway: space.py).
+        return space.is_full(exc)
 
     def set(self, key, value):
         temporary = self.sep.join((self.path, f".tmp-{uuid.uuid4().hex}".encode()))
@@ -73,18 +96,26 @@ class Backend(FilesystemBackend):
             pass  # already gone: deleting twice is fine
 
     def incr(self, key):
-        """Add one to a counter file, under a lock on the file itself."""
+        """Add one to a counter file, under a lock on the file itself. A full disk
+        leaves the count as it was (a task's part waits for space: space.py)."""
+        path = self._filename(key)
+        return space.write(lambda: self._incr(path), os.fsdecode(path))
+
+    def _incr(self, path):
         # Never block on a FIFO or follow a symlink put in the results folder.
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-        fd = os.open(self._filename(key), flags, 0o600)
+        fd = os.open(path, flags, 0o600)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise DamagedFile(f"chord counter {os.fsdecode(self._filename(key))} is not a file")
+                raise DamagedFile(f"chord counter {os.fsdecode(path)} is not a file")
             fcntl.flock(fd, fcntl.LOCK_EX)
             value = int(os.read(fd, 64) or 0) + 1
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.ftruncate(fd, 0)
-            os.write(fd, str(value).encode())
+            text = str(value).encode()
+            # Written over the old count, then cut to length: the count never goes
+            # missing, as it would if a full disk failed a write after truncating.
+            if os.pwrite(fd, text, 0) != len(text):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fsdecode(path))
+            os.ftruncate(fd, len(text))
             return value
         finally:
             os.close(fd)  # also releases the lock

@@ -6,6 +6,8 @@ import shutil
 import stat
 from pathlib import Path
 
+from . import space
+
 # The subfolders, as kombu's filesystem transport and Celery's file backend name them.
 DATA_FOLDERS = ("queue", "control", "processed", "quarantine", "results")
 # In every data folder we make: only a folder that has it is ever cleaned.
@@ -87,6 +89,14 @@ def make_data_folders(data_dir, protect=()):
     return {name: path / name for name in DATA_FOLDERS}
 
 
+def make_folder(folder):
+    """mkdir -p, owner-only; DataFolderError when it cannot be made (a file in its path)."""
+    try:
+        Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataFolderError(f"{folder} cannot be used ({exc.strerror})") from None
+
+
 def remove_data_folders(data_dir, protect=()):
     """Delete what celery_devfs and the project wrote there, then the folder once
     empty. Returns the other names found (kept, with the marker: still ours)."""
@@ -137,7 +147,12 @@ def read_regular_file(path, limit=MAX_FILE_BYTES):
 
 def write_private_file(path, data, temporary):
     """Write `data` to `temporary` (0600), then rename it to `path`: readers see the
-    whole file or nothing. On failure (a full disk) the temporary file is removed."""
+    whole file or nothing. On failure (a full disk) the temporary file is removed;
+    for a running task, a full disk is waited out (space.py)."""
+    space.write(lambda: _write_private_file(path, data, temporary), os.fsdecode(path))
+
+
+def _write_private_file(path, data, temporary):
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as file:

@@ -63,6 +63,7 @@ import socket
 import time
 import uuid
 from collections import deque
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -72,7 +73,13 @@ from kombu.transport.base import to_rabbitmq_queue_arguments
 from kombu.utils.functional import maybe_list
 from kombu.utils.objects import cached_property
 
-from .folders import MAX_FILE_BYTES, DamagedFile, read_regular_file, write_private_file
+from .folders import (
+    MAX_FILE_BYTES,
+    DamagedFile,
+    make_folder,
+    read_regular_file,
+    write_private_file,
+)
 from .notify import Inotify, drain, stopping_read
 
 logger = logging.getLogger(__name__)
@@ -123,8 +130,10 @@ class Channel(filesystem.Channel):
         self._no_ack_queues = set()  # consumed without acknowledgements
         self._consuming = {}  # consumer tag -> queue, as kept in the queue's file
         self._claimed = {}  # delivery tag -> (claimed file, its name in the queue)
+        self._unwritten = {}  # key -> (what, write()) held back by a full disk
+        self._unwritten_said = False
         for folder in (self.data_folder_in, self.control_folder, self.quarantine_folder):
-            Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_folder(folder)  # or DataFolderError, at connect: not at first use
 
     @cached_property
     def quarantine_folder(self):
@@ -151,8 +160,11 @@ class Channel(filesystem.Channel):
             claimed = os.path.join(self.data_folder_in, f".{name}~{HOST}~{os.getpid()}.claimed")
             try:
                 os.rename(os.path.join(self.data_folder_in, name), claimed)
-            except OSError:
+            except FileNotFoundError:
                 continue  # another worker took it first
+            except OSError as exc:  # stays in the queue: the next listing finds it again
+                logger.warning("Could not claim message %s (%s): left in its queue", name, exc)
+                continue
             message = self._read(claimed, name)
             if message is None:
                 continue  # damaged: quarantined
@@ -182,7 +194,7 @@ class Channel(filesystem.Channel):
         try:
             names = os.listdir(self.data_folder_in)
         except FileNotFoundError:  # deleted under us (make clean): back, empty
-            Path(self.data_folder_in).mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_folder(self.data_folder_in)
             names = []
         for name in names:
             if name.endswith(".claimed"):
@@ -227,7 +239,10 @@ class Channel(filesystem.Channel):
         except (ValueError, RecursionError, TypeError, KeyError):
             pass
         else:  # rewritten whole under the claim name: still ours until renamed
-            write_private_file(claimed, data, f"{claimed}.tmp")
+            try:
+                write_private_file(claimed, data, f"{claimed}.tmp")
+            except OSError as exc:  # a full disk: back all the same, a rename needs no room
+                logger.warning("Message %s put back not marked redelivered: %s", name, exc)
         os.rename(claimed, os.path.join(self.data_folder_in, name))
 
     def _read(self, claimed, name):
@@ -245,7 +260,7 @@ class Channel(filesystem.Channel):
     def _quarantine(self, current, name, why):
         """Move a file of the queue folder to the quarantine folder, with one log line."""
         folder = self.quarantine_folder
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_folder(folder)
         target = folder / name
         if os.path.lexists(target):
             target = folder / f"{name}.{uuid.uuid4().hex}"
@@ -265,7 +280,7 @@ class Channel(filesystem.Channel):
             return
         try:
             if self.store_processed:
-                Path(self.processed_folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+                make_folder(self.processed_folder)
                 os.replace(claimed, os.path.join(self.processed_folder, name))
             else:
                 os.remove(claimed)
@@ -279,10 +294,35 @@ class Channel(filesystem.Channel):
         self.connection.look_again()  # inotify names only what arrives from now on
         self._consuming[consumer_tag] = queue
         me = [HOST, os.getpid(), consumer_tag]
-        self._change_queue(queue, lambda info: {**info, "consumers": [*info["consumers"], me]})
+        add_me = lambda info: {**info, "consumers": [*info["consumers"], me]}  # noqa: E731
+        write = partial(self._change_queue, queue, add_me)
+        self._write_or_later(consumer_tag, f"Consumer of {queue}", write)
+
+    def _write_or_later(self, key, what, write):
+        """write() now or, where the disk is full, at a later write_pending(): as on
+        RabbitMQ, a full disk fails no declaration, binding or consumer."""
+        self._unwritten[key] = (what, write)
+        self.write_pending()
+
+    def write_pending(self):
+        """Write the bindings and queue records a full disk held back (called by the
+        consumer's timer, each second). Meanwhile a queue counts that consumer out,
+        but is never expired while this process consumes it, and every publisher
+        writes the bindings of the queues it declares itself."""
+        for key, (what, write) in list(self._unwritten.items()):
+            try:
+                write()
+            except OSError as exc:
+                if not self._unwritten_said:
+                    logger.warning("%s not recorded yet, will retry: %s", what, exc)
+                    self._unwritten_said = True
+                return
+            del self._unwritten[key]
+        self._unwritten_said = False
 
     def basic_cancel(self, consumer_tag):
         super().basic_cancel(consumer_tag)
+        self._unwritten.pop(consumer_tag, None)
         self._leave({consumer_tag: self._consuming.pop(consumer_tag, None)})
 
     def basic_get(self, queue, no_ack=False, **kwargs):
@@ -346,7 +386,9 @@ class Channel(filesystem.Channel):
 
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         row = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
-        self._change_table(exchange, lambda rows: rows if row in rows else [row, *rows])
+        add = lambda rows: rows if row in rows else [row, *rows]  # noqa: E731
+        write = partial(self._change_table, exchange, add)
+        self._write_or_later(("bind", exchange, row), f"Binding of {queue} to {exchange}", write)
         if exchange.endswith(".pidbox") and self.typeof(exchange).type == "fanout":
             self._learn_revokes(exchange, queue)
 
@@ -386,11 +428,13 @@ class Channel(filesystem.Channel):
     # its remote-control queue, as it starts: even when no other worker is up.
 
     def _put_fanout(self, exchange, payload, routing_key, **kwargs):
-        super()._put_fanout(exchange, payload, routing_key, **kwargs)
+        # Kept first: where the disk is full, the revoke fails (OSError) before
+        # any worker acts on it, instead of reaching the workers up but no later one.
         if exchange.endswith(".pidbox"):
             command = self._command(payload)
             if command and command.get("method") in REVOKES:
                 self._keep_revoke(exchange, command)
+        super()._put_fanout(exchange, payload, routing_key, **kwargs)
 
     def _command(self, payload):
         """The remote-control command in a broadcast (JSON, kombu's default), or None."""
@@ -532,7 +576,9 @@ class Channel(filesystem.Channel):
             if key in QUEUE_ARGUMENTS and _milliseconds(value) is not None
         }
         if arguments and not passive:  # (re)declared: used now
-            self._change_queue(declared.queue, lambda info: {**info, "arguments": arguments})
+            queue, change = declared.queue, lambda info: {**info, "arguments": arguments}
+            write = partial(self._change_queue, queue, change)
+            self._write_or_later(("arguments", queue), f"Arguments of {queue}", write)
             _touch(self._queue_file(declared.queue))
         if "x-message-ttl" in arguments:
             self.connection.message_ttl[declared.queue] = arguments["x-message-ttl"]
@@ -579,7 +625,8 @@ class Channel(filesystem.Channel):
         except FileNotFoundError:
             return None  # another process expired it first
         expires = info["arguments"].get("x-expires")
-        if info["consumers"] or expires is None or unused * 1000 <= expires:
+        consumed_here = queue in self.connection._callbacks  # if not recorded yet
+        if info["consumers"] or consumed_here or expires is None or unused * 1000 <= expires:
             return info  # unchanged: not written
         for file in self.control_folder.glob("*.exchange"):
             exchange = file.name[: -len(".exchange")]
@@ -777,6 +824,8 @@ class Transport(filesystem.Transport):
             return
         self._next_expiry = time.monotonic() + RELIST
         try:
+            for channel in self.channels:
+                channel.write_pending()  # what a full disk held back
             self.channels[0].expire()
         except OSError as exc:  # a folder deleted under us (make clean): next time
             logger.warning("Could not look for expired queues: %r", exc)

@@ -8,16 +8,13 @@ transport tests do; one test runs a real worker on all the files at once.
 import json
 import logging
 import os
-import shutil
-import subprocess
-import sys
 import time
 
 import pytest
 
 from celery_devfs.transport import HOST
 
-from .conftest import ROOT, WORKER
+from .conftest import WORKER
 
 
 def a_message(app, folders):
@@ -136,53 +133,6 @@ def test_a_worker_survives_every_hostile_file_at_once(dev, spawn, tmp_path):
     assert len(said) == len(HOSTILE) + 2, said
     worker.terminate()  # a warm shutdown still works: nothing blocks in open()
     assert worker.wait(timeout=30) == 0
-
-
-FULL_DISK = """
-import json, os, sys
-from celery_devfs.tests.app import make_app
-disk = sys.argv[1]
-app = make_app(dict(DEVFS_TEST_SETUP="devfs", DEVFS_TEST_DATA=disk + "/data"))
-app.backend  # made, and its folder checked, while there is room
-with open(disk + "/filler", "wb", buffering=0) as filler:  # fill the disk
-    try:
-        while True:
-            filler.write(b"x" * 4096)
-    except OSError:
-        pass
-errors = []
-send = lambda: app.send_task("devfs_tests.add", ([1, 2],))
-store = lambda: app.backend.store_result("t", 3, "SUCCESS")
-for write in (send, store):
-    try:
-        write()
-    except OSError as exc:
-        errors.append(exc.errno)
-left = [p.name for name in ("queue", "results") for p in os.scandir(disk + "/data/" + name)]
-print(json.dumps(dict(errors=errors, left=left)))
-"""
-
-
-# In a mount namespace of its own (no root needed): a 256 KiB disk, then the script.
-MOUNT_AND_RUN = 'mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" -c "$3" "$1"'
-
-
-def test_a_full_disk_fails_the_caller_and_leaves_no_temporary_file(tmp_path):
-    if not shutil.which("unshare") or subprocess.run(["unshare", "-Urm", "true"]).returncode:
-        pytest.skip("needs Linux's unshare to mount a small tmpfs as a full disk")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(
-        ["unshare", "-Urm", "sh", "-c", MOUNT_AND_RUN, "sh", disk, sys.executable, FULL_DISK],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    outcome = json.loads(done.stdout)
-    assert outcome["errors"] == [28, 28]  # ENOSPC reached both callers
-    assert outcome["left"] == []  # no .tmp file in queue/ or results/
 
 
 def test_a_result_file_that_is_a_fifo_reads_as_no_result(dev, caplog):

@@ -99,3 +99,26 @@ def test_the_settings_point_at_the_folders(tmp_path):
     assert options["data_folder_in"] == options["data_folder_out"] == queue
     assert config["result_backend"] == "devfs://" + (tmp_path / "my data/results").as_posix()
     assert Path(options["quarantine_folder"]).is_dir()
+
+
+def test_a_connection_on_a_folder_that_cannot_be_one_fails_at_once(tmp_path):
+    from kombu import Connection
+
+    (tmp_path / "file").write_text("")
+    folder = str(tmp_path / "file" / "queue")
+    celery_devfs.register()
+    options = {"data_folder_in": folder, "data_folder_out": folder, "control_folder": folder}
+    connection = Connection("devfs://", transport_options=options)
+    with pytest.raises(celery_devfs.DataFolderError, match="cannot be used \\(Not a directory\\)"):
+        connection.ensure_connection(max_retries=1)
+
+
+def test_the_backend_without_a_path_is_improperly_configured():
+    from celery import Celery
+    from celery.exceptions import ImproperlyConfigured
+
+    from celery_devfs.backend import Backend
+
+    for url in ("devfs://", None):
+        with pytest.raises(ImproperlyConfigured, match="configure a path for the devfs"):
+            Backend(app=Celery(), url=url)
