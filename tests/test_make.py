@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -153,8 +154,13 @@ def test_purge_drops_queued_messages(project):
 
 
 def start_make(project, target, **env):
+    return start_in(project, ["make", target], **env)
+
+
+def start_in(project, command, **env):
+    """`command` in the project, in a process group of its own, its output in a pipe."""
     return subprocess.Popen(
-        ["make", target],
+        command,
         cwd=project,
         env=clean_env(**env),
         stdout=subprocess.PIPE,
@@ -401,6 +407,90 @@ def test_a_bad_setting_stops_make_worker_and_demo_with_one_line(project):
         assert done.returncode != 0
         errors = [line for line in done.stderr.splitlines() if not line.startswith("make")]
         assert len(errors) == 1 and "is a file, not a folder" in errors[0], done.stderr
+
+
+@contextlib.contextmanager
+def port_opening_late(target, seconds):
+    """A loopback port that refuses connections for `seconds`, then forwards each one to
+    `target` (host, port): a broker that comes up late, as under compose or systemd."""
+    port = free_port()
+    stop = threading.Event()
+
+    def pump(source, sink):
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def serve():
+        if stop.wait(seconds):
+            return
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    client = listener.accept()[0]
+                except TimeoutError:
+                    continue
+                server = socket.create_connection(target)
+                for ends in ((client, server), (server, client)):
+                    threading.Thread(target=pump, args=ends, daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield port
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_deployed_worker_waits_for_a_broker_that_comes_up_late(project):
+    run(["make", "install"], project)
+    require_servers(project, CELERY_ENV="production")
+    with port_opening_late(("127.0.0.1", 5672), seconds=10) as port:
+        env = {"CELERY_ENV": "production", "CELERY_QUEUE": "late-broker"}
+        env["CELERY_BROKER_URL"] = f"amqp://guest:guest@127.0.0.1:{port}//"
+        started = time.monotonic()
+        command = [project / ".venv/bin/celery", "-A", "make_me", "worker", "--concurrency=1"]
+        worker = start_in(project, command, **env)
+        try:
+            code = "from make_me.tasks import tsum; print(tsum.delay([1, 2]).get(timeout=60))"
+            client = {**env, "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"}
+            sent = run([project / ".venv/bin/python", "-c", code], project, timeout=90, **client)
+            served_after = time.monotonic() - started
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            output = worker.communicate(timeout=30)[0]
+    assert sent.stdout.strip() == "3", output
+    assert served_after > 10, output  # it waited for the broker, not for a restart
+    assert worker.returncode == 0, output  # alive until told to stop, then a warm shutdown
+    retries = [line for line in output.splitlines() if "Cannot connect to" in line]
+    assert retries, output  # Celery's own line at each retry, the password masked
+    assert all(f"amqp://guest:**@127.0.0.1:{port}//" in line for line in retries), output
+    code = "from make_me import app; app.connection().default_channel.queue_delete('late-broker')"
+    run([project / ".venv/bin/python", "-c", code], project, CELERY_ENV="production")
+
+
+def test_make_worker_without_its_broker_stops_at_once_with_one_line(project):
+    run(["make", "install"], project)
+    url = f"amqp://me:s3cret@127.0.0.1:{free_port()}//"
+    started = time.monotonic()
+    done = run(
+        ["make", "worker"], project, check=False, timeout=60,
+        CELERY_ENV="production", CELERY_BROKER_URL=url,
+    )  # fmt: skip
+    assert time.monotonic() - started < 20
+    assert done.returncode != 0
+    assert "s3cret" not in done.stdout + done.stderr
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("make")]
+    masked = url.replace("s3cret", "**")
+    assert errors == [
+        f"ERROR: broker {masked} unreachable (connection refused); start the servers "
+        "(make services-up) or set CELERY_ENV=development in .env"
+    ]
 
 
 def test_clean_removes_the_data_and_the_project_still_works(project):

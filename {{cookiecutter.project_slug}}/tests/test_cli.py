@@ -83,9 +83,9 @@ def test_check_names_the_stopped_backend():
     )
 
 
-def test_a_worker_without_its_broker_exits_with_one_line():
+def test_make_worker_without_its_broker_exits_with_one_line():
     url = f"amqp://me:s3cret@{CLOSED_PORT}//"
-    done = run_package("-m", "celery", "-A", PACKAGE, "worker", CELERY_BROKER_URL=url)
+    done = run_package("-m", f"{PACKAGE}.cli", "servers", CELERY_BROKER_URL=url)
     assert done.returncode == 1
     assert "s3cret" not in done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
@@ -133,11 +133,9 @@ def test_a_silent_server_is_given_up_on_within_the_5_s_the_readme_promises(
     assert line in done.stdout.splitlines(), done.stdout + done.stderr
 
 
-def test_a_worker_with_a_silent_backend_exits_with_one_line(silent_server):
+def test_make_worker_with_a_silent_backend_exits_with_one_line(silent_server):
     url = f"redis://{silent_server}/0"
-    done = run_package(
-        "-m", "celery", "-A", PACKAGE, "worker", CELERY_RESULT_BACKEND=url, timeout=20
-    )
+    done = run_package("-m", f"{PACKAGE}.cli", "servers", CELERY_RESULT_BACKEND=url, timeout=20)
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
     assert errors == [f"ERROR: backend {url} unreachable (timeout); {cli.FIX}"]
@@ -147,7 +145,10 @@ def test_a_worker_with_a_silent_backend_exits_with_one_line(silent_server):
 def test_bad_rabbitmq_credentials_are_named(production_env):
     broker = url_to_parts(production_env["CELERY_BROKER_URL"])
     url = as_url(*broker[:4], password="not-the-password", path=broker.path)
-    assert cli.servers(production_app(CELERY_BROKER_URL=url))[0][2] == "bad credentials"
+    assert cli.unreachable(production_app(CELERY_BROKER_URL=url)) == [
+        f"broker {settings.masked(url)} unreachable (bad credentials); "
+        "check the user and password in CELERY_BROKER_URL in .env"
+    ]
 
 
 # A worker of another app on the project's broker, consuming the queue in

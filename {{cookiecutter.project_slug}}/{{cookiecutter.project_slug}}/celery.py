@@ -2,7 +2,7 @@
 
 import os
 
-from celery import Celery, signals
+from celery import Celery
 
 from . import settings
 
@@ -23,12 +23,3 @@ def create_app(config):
 
 
 app = create_app(settings.load())
-
-
-@signals.worker_init.connect
-def stop_when_servers_do_not_answer(sender, **kwargs):
-    """Exit with one line saying why, not retry in a loop that hides the cause."""
-    from .cli import unreachable  # the command-line helpers import this module
-
-    for line in unreachable(sender.app):
-        raise SystemExit(f"ERROR: {line}")

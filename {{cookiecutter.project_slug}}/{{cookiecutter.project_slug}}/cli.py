@@ -1,4 +1,4 @@
-"""What the Makefile runs: `python -m <package>.cli check|demo|clean|data-dir|env`."""
+"""What the Makefile runs: `python -m <package>.cli check|servers|demo|clean|flower|...`."""
 
 import contextlib
 import os
@@ -13,6 +13,7 @@ from . import app, settings
 from .tasks import sample_chord
 
 FIX = "start the servers (make services-up) or set CELERY_ENV=development in .env"
+VARIABLES = {"broker": "CELERY_BROKER_URL", "backend": "CELERY_RESULT_BACKEND"}
 TIMEOUT = 60  # seconds make demo waits for the chord
 FLOWER_LOGIN = "FLOWER_BASIC_AUTH=user:password in .env"
 
@@ -60,16 +61,30 @@ def servers(app, timeout=5):
     return [(name, settings.masked(url), found[name]) for name, url in urls.items()]
 
 
+def problem(name, why):
+    """Why a server does not answer, and what to do about it."""
+    if why == "bad credentials":
+        return f"unreachable ({why}); check the user and password in {VARIABLES[name]} in .env"
+    return f"unreachable ({why}); {FIX}"
+
+
 def unreachable(app):
     """One line for each server that does not answer."""
-    return [f"{name} {url} unreachable ({why}); {FIX}" for name, url, why in servers(app) if why]
+    return [f"{name} {url} {problem(name, why)}" for name, url, why in servers(app) if why]
+
+
+def stop_unless_servers_answer(env):
+    """make worker, in a terminal: one line and exit 1 when a server is down. A deployed
+    `celery -A <package> worker` (compose, systemd) waits for it instead, as Celery does."""
+    problems = unreachable(app)
+    return "\n".join(f"ERROR: {line}" for line in problems) if problems else 0
 
 
 def check(env):
     print(f"environment: {env.get('CELERY_ENV') or 'development'}")
     found = servers(app)
     for name, url, why in found:
-        print(f"{name + ':':9}{url} " + (f"unreachable ({why}); {FIX}" if why else "ok"))
+        print(f"{name + ':':9}{url} " + (problem(name, why) if why else "ok"))
     if app.conf.broker_url.startswith("devfs:"):
         files = [p for p in settings.data_dir(env).rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files if p.exists())
@@ -156,6 +171,7 @@ def made_data_dir(env):
 
 def main(command):
     commands = {"check": check, "demo": demo, "clean": clean, "flower": flower}
+    commands["servers"] = stop_unless_servers_answer
     commands["data-dir"] = lambda env: print(made_data_dir(env))
     commands["env"] = lambda env: print(env.get("CELERY_ENV") or "development")
     if command not in commands:
