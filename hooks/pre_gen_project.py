@@ -5,7 +5,7 @@ import sys
 
 # Names the generated package would hide from its own imports.
 RESERVED = {"celery", "kombu", "redis", "dotenv", "tasks", "amqp", "billiard", "vine",
-            "pytest", "tests", "test", "settings", "demo"}
+            "pytest", "tests", "test", "settings", "demo", "celery_devfs", "celery_servers"}
 
 
 def slug_error(slug):

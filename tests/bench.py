@@ -169,7 +169,7 @@ def measure(project, name, env, settings, quick, full):
         app.conf.update(broker_url="filesystem://localhost//", result_backend="file://" + results)
     app.set_current()
     if name in ("redis", "rabbitmq+redis"):
-        problems = module("cli").unreachable(app)
+        problems = importlib.import_module("celery_servers").unreachable(app)
         if problems:
             print(f"  skipped {name}: {problems[0]}", file=sys.stderr)
             return None

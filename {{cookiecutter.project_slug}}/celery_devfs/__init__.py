@@ -5,30 +5,70 @@ Use::
     import celery_devfs
     app.conf.update(celery_devfs.celery_settings("/path/to/data"))
 
-``celery_settings`` checks that the folder can be the broker's own, creates
-it (owner-only, marked as ours), registers the ``devfs://`` URL scheme with
-kombu and Celery, and returns the settings: ``broker_url``,
-``result_backend`` and ``broker_transport_options``. See README.md for what
-it guarantees and what files cannot do.
+``celery_settings`` checks that the installed Celery and kombu are those
+celery_devfs was tested with and that the folder can be the broker's own,
+creates it (owner-only, marked as ours), registers the ``devfs://`` URL scheme
+with kombu and Celery, and returns the settings: ``broker_url``,
+``result_backend`` and ``broker_transport_options``. See README.md for what it
+guarantees and what files cannot do.
 """
+
+import re
+from importlib.metadata import version
 
 from celery.app.backends import BACKEND_ALIASES
 from kombu.transport import TRANSPORT_ALIASES
 
 from .folders import DataFolderError, make_data_folders, remove_data_folders
 
-__version__ = "1.0.0"
-# Tested with these; it subclasses their filesystem transport and file backend.
-SUPPORTED = {"celery": ">=5.7,<5.8", "kombu": ">=5.7,<5.8"}
+__version__ = "1.1.0"
 SCHEME = "devfs"
+# The Celery and kombu minor versions celery_devfs is tested with: it implements
+# their extension points, some private (internals.py lists them).
+SUPPORTED = {"celery": (5, 7), "kombu": (5, 7)}
 
-__all__ = ["DataFolderError", "celery_settings", "register", "remove_data_folders"]
+__all__ = [
+    "DataFolderError",
+    "VersionError",
+    "celery_settings",
+    "register",
+    "remove_data_folders",
+]
+
+
+class VersionError(RuntimeError):
+    """The installed Celery or kombu is not one celery_devfs was tested with."""
+
+
+def check_versions(installed=None):
+    """Raise VersionError, saying what to do, unless every SUPPORTED package is there
+    in its tested minor version. installed(name): its version (importlib.metadata's)."""
+    found = {name: (installed or version)(name) for name in SUPPORTED}
+    off = {
+        name: found[name]
+        for name, tested in SUPPORTED.items()
+        if tuple(int(n) for n in re.findall(r"\d+", found[name])[:2]) != tested
+    }
+    if off:
+        tested = " and ".join(f"{n} {'.'.join(map(str, v))}.x" for n, v in SUPPORTED.items())
+        have = ", ".join(f"{name} {v}" for name, v in off.items())
+        raise VersionError(
+            f"celery_devfs {__version__} (the development broker) is tested with {tested}, "
+            f"and {have} is installed: take a newer celery_devfs (cruft update), or install "
+            f"{tested} for development; production does not use celery_devfs"
+        )
 
 
 def register():
     """Make ``devfs://`` known to kombu (the broker) and Celery (the result backend)."""
+    from celery.worker.consumer.mingle import Mingle
+
     TRANSPORT_ALIASES[SCHEME] = f"{__name__}.transport:Transport"
     BACKEND_ALIASES[SCHEME] = f"{__name__}.backend:Backend"
+    # Revokes reach a starting worker as on RabbitMQ and Redis: Celery's Mingle
+    # bootstep asks the workers that are up for the revokes they hold. Celery runs
+    # it on the transports it knows; ours has what it takes (broadcasts with replies).
+    Mingle.compatible_transports = {*Mingle.compatible_transports, SCHEME}
 
 
 def celery_settings(data_dir, protect=()):
@@ -36,9 +76,10 @@ def celery_settings(data_dir, protect=()):
 
     ``protect``: folders the data folder must neither hold nor be inside (the
     code of the project using it), besides the home folder and system folders.
-    Raises DataFolderError, with a message that says why, when the folder is
-    not usable.
+    Raises VersionError or DataFolderError, with a message that says why and
+    what to do.
     """
+    check_versions()
     folders = make_data_folders(data_dir, protect)
     register()
     return {

@@ -1,7 +1,7 @@
-"""Celery's file result backend, made safe and quick: the celery_devfs backend.
+"""The celery_devfs result backend: Celery's file backend, made safe and quick.
 
-URL: ``devfs:///absolute/path/to/results``. Same files as Celery's
-``file://`` backend, with these changes:
+URL: ``devfs:///absolute/path/to/results``. Same files as Celery's ``file://``
+backend (a Celery key-value backend, one file per key), with these changes:
 
 - A result file is written under a temporary name (owner-only), then
   renamed: a reader never sees it empty or half-written (a finished task
@@ -25,7 +25,7 @@ import time
 import uuid
 
 from celery import states
-from celery.backends.filesystem import FilesystemBackend
+from celery.backends.base import KeyValueStoreBackend
 from celery.exceptions import ImproperlyConfigured
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import GroupResult
@@ -44,31 +44,51 @@ logger = logging.getLogger(__name__)
 POLL = 0.005  # seconds between looks while waiting for results, without inotify
 
 
-class Backend(FilesystemBackend):
+class Backend(KeyValueStoreBackend):
     # Read by KeyValueStoreBackend.__init__, so it must be a class attribute.
     implements_incr = fcntl is not None
+    supports_result_compression = True  # files hold bytes: result_compression applies
     # GroupResult.get() waits for every result (get_many), as on Redis, instead of
     # one result after another, which raises a parent's error before the group ends.
     supports_native_join = True
 
-    def __init__(self, url=None, *args, **kwargs):
-        # devfs:///path/to/results, as Celery's file:///path/to/results
-        path = (url or "").removeprefix("devfs://").removeprefix("file://")
+    def __init__(self, url=None, **kwargs):
+        super().__init__(url=url, **kwargs)
+        path = (url or "").partition("://")[2]  # devfs:///path/to/results
         if not path:
             raise ImproperlyConfigured(
                 "You need to configure a path for the devfs result backend: "
                 "devfs:///absolute/path/to/results"
             )
-        super().__init__(f"file://{path}", *args, **kwargs)
-
-    def _do_directory_test(self, key):
-        # Celery's writes a file: on a full disk, a worker would not even start, and
-        # would blame the path. Ask the folder instead; a task's writes wait for room.
-        if not (os.path.isdir(self.path) and os.access(self.path, os.W_OK | os.X_OK)):
+        # Asked, not tried with a file as Celery's file backend does: on a full disk
+        # a worker still starts (a task's writes wait for room: space.py).
+        if not (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)):
             raise ImproperlyConfigured(
-                f"The devfs results folder {os.fsdecode(self.path)} is not a folder "
-                "that this user can write to"
+                f"The devfs results folder {path} is not a folder this user can write to"
             )
+        self.path = os.fsencode(path)
+
+    def __reduce__(self, args=(), kwargs=None):
+        return super().__reduce__(args, {**(kwargs or {}), "url": self.url})
+
+    def _filename(self, key):
+        return os.path.join(self.path, ensure_bytes(key))
+
+    def mget(self, keys):
+        return [self.get(key) for key in keys]
+
+    def cleanup(self):
+        """Delete the results older than result_expires (beat's celery.backend_cleanup)."""
+        if not self.expires:
+            return
+        cutoff = time.time() - self.expires
+        prefixes = (self.task_keyprefix, self.group_keyprefix, self.chord_keyprefix)
+        for entry in os.scandir(self.path):
+            try:
+                if entry.name.startswith(prefixes) and entry.stat().st_mtime < cutoff:
+                    os.remove(entry.path)
+            except FileNotFoundError:
+                pass  # deleted meanwhile
 
     def exception_safe_to_retry(self, exc):
         # What Celery retries when a project sets result_backend_always_retry: a full
@@ -76,7 +96,7 @@ class Backend(FilesystemBackend):
         return space.is_full(exc)
 
     def set(self, key, value):
-        temporary = self.sep.join((self.path, f".tmp-{uuid.uuid4().hex}".encode()))
+        temporary = os.path.join(self.path, f".tmp-{uuid.uuid4().hex}".encode())
         write_private_file(self._filename(key), ensure_bytes(value), temporary)
 
     def get(self, key):
@@ -91,7 +111,7 @@ class Backend(FilesystemBackend):
 
     def delete(self, key):
         try:
-            super().delete(key)
+            os.remove(self._filename(key))
         except FileNotFoundError:
             pass  # already gone: deleting twice is fine
 

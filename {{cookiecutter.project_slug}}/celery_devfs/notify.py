@@ -1,5 +1,6 @@
-"""File notifications: wake up when a file arrives in a folder (inotify on
-Linux, through ctypes: no dependency), or when the worker starts to stop."""
+"""Waking up: when a file arrives in a folder (inotify on Linux, through ctypes: no
+dependency), when an acknowledgement frees a prefetch place, or when the worker
+starts to stop."""
 
 import ctypes
 import ctypes.util
@@ -28,12 +29,21 @@ os.set_blocking(stopping_read, False)
 os.set_blocking(_stopping_write, False)
 
 
-@signals.worker_shutting_down.connect
+_stopping = []
+
+
+@signals.worker_shutting_down.connect  # sent by Celery's SIGTERM and SIGINT handlers
 def _wake_up(**kwargs):
+    _stopping.append(True)
     try:
         os.write(_stopping_write, b"!")
     except BlockingIOError:
         pass  # the pipe is full: waiters wake up already
+
+
+def stopping():
+    """Has the worker started a warm or cold shutdown?"""
+    return bool(_stopping)
 
 
 @functools.cache
@@ -93,3 +103,47 @@ class Inotify:
 
     def close(self):
         os.close(self.fd)
+
+
+class Wakeups:
+    """What wakes a consumer: an inotify watch on the queue folder (None where there
+    is no inotify: then it polls), and a pipe written to at an acknowledgement that
+    frees a prefetch place the consumer waits for."""
+
+    def __init__(self, folder):
+        self.inotify = Inotify.watching(folder)
+        self._acked = os.pipe()
+        for fd in self._acked:
+            os.set_blocking(fd, False)
+        self._awaiting = False
+
+    def fds(self):
+        return [self._acked[0]] + ([self.inotify.fd] if self.inotify else [])
+
+    def read(self, fd):
+        """The names of the files that arrived (None: the kernel dropped some), or []."""
+        if self.inotify and fd == self.inotify.fd:
+            return self.inotify.read()
+        drain(fd)
+        return []
+
+    def awaiting_ack(self, channels):
+        """Have acknowledged() wake the consumer when every prefetch place is taken.
+        Set before the check, so that no acknowledgement is missed."""
+        self._awaiting = True
+        if all(channel.qos.can_consume() for channel in channels):
+            self._awaiting = False
+
+    def acked_or_not(self):
+        self._awaiting = False
+
+    def acknowledged(self):
+        try:
+            if self._awaiting:
+                os.write(self._acked[1], b".")
+        except OSError:
+            pass  # the pipe is full (the waiter wakes up already) or closed
+
+    def close(self):
+        for fd in self.fds() + [self._acked[1]]:
+            os.close(fd)

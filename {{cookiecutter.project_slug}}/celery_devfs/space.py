@@ -4,7 +4,8 @@ A file written for a running task (its state and result, a chord's counter, a
 chord's body sent by its last part, a task sent from inside a task) waits for
 space, as Redis with `result_backend_always_retry` and RabbitMQ's disk alarm
 make a worker wait: the outcome is kept once there is room again, not lost
-with the message already acknowledged. Any other write (`.delay()` from a
+with the message already acknowledged. So does a worker's start (Mingle's
+broadcast): it serves once there is room. Any other write (`.delay()` from a
 shell, a remote-control command) raises the OSError at once, so that a person
 sees it.
 """
@@ -21,6 +22,7 @@ FULL = (errno.ENOSPC, errno.EDQUOT)  # no room left: on the disk, or in the user
 LONGEST_WAIT = 1.0  # seconds between tries: the outcome is written within a second of room
 
 _task = threading.local()  # .id: the task this thread runs (threads pool: one per thread)
+_starting = []  # [True] from Celery's worker_init to worker_ready, in the worker's process
 
 
 @signals.task_prerun.connect
@@ -33,10 +35,24 @@ def _task_ends(**kwargs):
     _task.id = None
 
 
-def running_task():
-    """The id of the task this thread is running (between Celery's task_prerun and
-    task_postrun), or None."""
-    return getattr(_task, "id", None)
+@signals.worker_init.connect
+def _worker_starts(**kwargs):
+    _starting.append(True)
+
+
+@signals.worker_ready.connect
+@signals.worker_process_init.connect  # a pool process: its writes are its tasks'
+def _worker_started(**kwargs):
+    _starting.clear()
+
+
+def waiting_for():
+    """For what this thread's writes wait for room: a task it runs (between Celery's
+    task_prerun and task_postrun), a worker's start, or nothing (None)."""
+    task = getattr(_task, "id", None)
+    if task:
+        return f"task {task}"
+    return "the worker's start" if _starting else None
 
 
 def is_full(exc):
@@ -50,17 +66,17 @@ def write(attempt, what):
         try:
             result = attempt()
         except OSError as exc:
-            if not is_full(exc) or running_task() is None:
+            if not is_full(exc) or waiting_for() is None:
                 raise
             if not waited:
                 logger.warning(
-                    "Disk full (%s) while writing %s for task %s: waiting for space",
-                    exc.strerror, what, running_task(),
+                    "Disk full (%s) while writing %s for %s: waiting for space",
+                    exc.strerror, what, waiting_for(),
                 )  # fmt: skip
                 waited = True
             time.sleep(pause)
             pause = min(pause * 2, LONGEST_WAIT)
             continue
         if waited:
-            logger.warning("Space again: %s written for task %s", what, running_task())
+            logger.warning("Space again: %s written for %s", what, waiting_for())
         return result

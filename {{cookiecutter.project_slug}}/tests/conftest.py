@@ -6,81 +6,21 @@ or fail when CI=true (CI starts the servers).
 """
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 
 import pytest
+from celery_devfs.testing import mark_production, servers_or_skip, start, stop, wait_until_ready
+from celery_servers import unreachable
 
 from {{ cookiecutter.project_slug }} import app as default_app
-from {{ cookiecutter.project_slug }} import cli, settings
+from {{ cookiecutter.project_slug }} import settings
 from {{ cookiecutter.project_slug }}.celery import create_app
 
-
-def start(args, env, log=None):
-    """`python <args>` in the project root, in a process group of its own."""
-    return subprocess.Popen(
-        [sys.executable, *map(str, args)],
-        cwd=settings.PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE if log is None else log,
-        stderr=None if log is None else subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # so that a kill reaches a worker's pool too
-    )
-
-
-def stop(process):
-    """A warm shutdown, or SIGKILL to the whole group after 30 s."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture
-def spawn():
-    """spawn(args, env, log=None): start(...), and stop it when the test ends."""
-    started = []
-    yield lambda *args, **kwargs: started.append(start(*args, **kwargs)) or started[-1]
-    for process in started:
-        stop(process)
-
-
-def wait_until_ready(app, worker, log_file, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            pytest.fail(f"the worker exited with {worker.returncode}:\n{log_file.read_text()}")
-        if app.control.ping(timeout=0.5):
-            return
-    pytest.fail(f"the worker did not answer within {timeout} s:\n{log_file.read_text()}")
-
-
-def require_servers(app):
-    """Skip the test when the production servers do not answer; fail instead on CI."""
-    problems = cli.unreachable(app)
-    if problems and os.environ.get("CI") == "true":
-        pytest.fail("; ".join(problems))
-    if problems:
-        pytest.skip("; ".join(problems))
-
-
-@pytest.fixture(scope="session")
-def production_env():
-    """The environment with CELERY_ENV=production, once its servers answer."""
-    env = {**settings.read_environment(), "CELERY_ENV": "production"}
-    require_servers(create_app(settings.load(env)))
-    default_app.set_current()
-    return env
-
-
 SETUPS = {"development": {"CELERY_ENV": "development"}, "production": {"CELERY_ENV": "production"}}
+
+
+def pytest_collection_modifyitems(items):
+    mark_production(items)  # `pytest -m "not production"`: development only
 
 
 def setup_env(setup, folder):
@@ -93,24 +33,8 @@ def setup_env(setup, folder):
     }
     app = create_app(settings.load(env))
     if setup == "production":
-        require_servers(app)
+        servers_or_skip(unreachable(app))
     return env, app
-
-
-def delete_queue(env, app):
-    """Production tests use a queue of their own: remove it from RabbitMQ afterwards."""
-    if env["CELERY_ENV"] == "production":
-        with app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(env["CELERY_QUEUE"])
-
-
-@pytest.fixture
-def setup_for(tmp_path):
-    """setup_for(name) -> (environment, app): see setup_env."""
-    made = []
-    yield lambda setup: made.append(setup_env(setup, tmp_path)) or made[-1]
-    for env, app in made:
-        delete_queue(env, app)
 
 
 @pytest.fixture(scope="session", params=list(SETUPS))
@@ -127,5 +51,7 @@ def celery_app(request, tmp_path_factory):
         yield app
     finally:
         stop(worker)
-        delete_queue(env, app)
+        if env["CELERY_ENV"] == "production":  # its own queue: removed from RabbitMQ
+            with app.connection_for_write() as connection:
+                connection.default_channel.queue_delete(env["CELERY_QUEUE"])
         default_app.set_current()

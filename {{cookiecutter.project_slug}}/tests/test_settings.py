@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import celery_devfs
 import pytest
 
 from {{ cookiecutter.project_slug }} import settings
@@ -34,6 +35,17 @@ def test_production_never_reaches_the_development_transport():
     with app.connection_for_write() as connection:
         assert type(connection.transport).__module__ == "kombu.transport.pyamqp"
     assert type(app.backend).__module__ == "celery.backends.redis"
+
+
+def test_a_celery_that_celery_devfs_was_not_tested_with_stops_development_only(monkeypatch):
+    monkeypatch.setattr(celery_devfs, "version", lambda name: "9.0.0")  # as if installed
+    with pytest.raises(settings.SettingsError) as error:
+        settings.load({"CELERY_ENV": "development"})
+    assert str(error.value.code).startswith("ERROR: celery_devfs ")
+    assert "celery 9.0.0, kombu 9.0.0 is installed: take a newer celery_devfs" in str(
+        error.value.code
+    )
+    assert settings.load(PRODUCTION)["broker_url"] == PRODUCTION["CELERY_BROKER_URL"]
 
 
 def test_a_relative_data_dir_starts_at_the_project_root(tmp_path, monkeypatch):

@@ -1,83 +1,19 @@
-"""What the Makefile runs: `python -m <package>.cli check|servers|demo|clean|flower|...`."""
+"""What the Makefile runs: `python -m <package>.cli check|servers|demo|clean|flower|...`;
+infrastructure the template keeps up to date, beside your code."""
 
 import contextlib
 import os
 import subprocess
 import sys
-import threading
-import time
 
 import celery_devfs
+from celery_servers import problem, servers, unreachable
 
 from . import app, settings
 from .tasks import sample_chord
 
-FIX = "start the servers (make services-up) or set CELERY_ENV=development in .env"
-VARIABLES = {"broker": "CELERY_BROKER_URL", "backend": "CELERY_RESULT_BACKEND"}
 TIMEOUT = 60  # seconds make demo waits for the chord
 FLOWER_LOGIN = "FLOWER_BASIC_AUTH=user:password in .env"
-
-
-def reason(exc):
-    """A few words for why a connection failed, from the whole exception chain."""
-    chain = []
-    while exc is not None and exc not in chain:
-        chain, exc = [*chain, exc], exc.__cause__ or exc.__context__
-    text = " ".join(f"{type(error).__name__} {error}".lower() for error in chain)
-    for words, why in [
-        (("access_refused", "auth", "password"), "bad credentials"),  # before "refused"
-        (("refused",), "connection refused"),
-        (("gaierror", "not known"), "unknown host"),
-        (("timed out", "timeout"), "timeout"),
-    ]:
-        if any(word in text for word in words):
-            return why
-    return f"{type(chain[0]).__name__}: {chain[0]}"
-
-
-def servers(app, timeout=5):
-    """[(name, masked URL, problem or None)] of broker and backend, asked at once in daemon
-    threads (a silent server must not hold the process at exit), for `timeout` seconds."""
-    found = {"broker": "timeout", "backend": "timeout"}
-
-    def ask(name):
-        try:
-            if name == "broker":
-                with app.connection_for_write() as connection:
-                    connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
-            elif getattr(app.backend, "client", None) is not None:  # Redis: ask the server
-                app.backend.client.ping()
-            found[name] = None
-        except Exception as exc:  # any failure is reported, not raised
-            found[name] = reason(exc)
-
-    threads = [threading.Thread(target=ask, args=(name,), daemon=True) for name in found]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    urls = {"broker": app.conf.broker_url, "backend": app.conf.result_backend}
-    return [(name, settings.masked(url), found[name]) for name, url in urls.items()]
-
-
-def problem(name, why):
-    """Why a server does not answer, and what to do about it."""
-    if why == "bad credentials":
-        return f"unreachable ({why}); check the user and password in {VARIABLES[name]} in .env"
-    return f"unreachable ({why}); {FIX}"
-
-
-def unreachable(app):
-    """One line for each server that does not answer."""
-    return [f"{name} {url} {problem(name, why)}" for name, url, why in servers(app) if why]
-
-
-def stop_unless_servers_answer(env):
-    """make worker, in a terminal: one line and exit 1 when a server is down. A deployed
-    `celery -A <package> worker` (compose, systemd) waits for it instead, as Celery does."""
-    problems = unreachable(app)
-    return "\n".join(f"ERROR: {line}" for line in problems) if problems else 0
 
 
 def check(env):
@@ -108,7 +44,8 @@ def worker_running(log_file):
     with os.fdopen(fd, "ab") as log:
         # What `celery -A <package> worker --pool=solo` runs, without the half second
         # that the celery command takes to import its command line.
-        start = f"from {app.main} import app; app.Worker(pool='solo', loglevel='INFO').start()"
+        # No Mingle: a worker for one chord needs no revokes from others (1 s less).
+        start = f"from {app.main} import app; app.Worker(pool='solo', without_mingle=True).start()"
         command = [sys.executable, "-c", start]
         worker = subprocess.Popen(command, cwd=settings.PROJECT_ROOT, stdout=log, stderr=log)
     try:
@@ -119,7 +56,6 @@ def worker_running(log_file):
             worker.wait(timeout=30)
         except subprocess.TimeoutExpired:
             worker.kill()
-            worker.wait()
 
 
 def demo(env):
@@ -171,7 +107,7 @@ def made_data_dir(env):
 
 def main(command):
     commands = {"check": check, "demo": demo, "clean": clean, "flower": flower}
-    commands["servers"] = stop_unless_servers_answer
+    commands["servers"] = lambda env: "\n".join(f"ERROR: {line}" for line in unreachable(app)) or 0
     commands["data-dir"] = lambda env: print(made_data_dir(env))
     commands["env"] = lambda env: print(env.get("CELERY_ENV") or "development")
     if command not in commands:

@@ -11,13 +11,12 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import celery_devfs
 from celery.app.backends import BACKEND_ALIASES
+from celery_servers import masked
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 from kombu.transport import TRANSPORT_ALIASES
-from kombu.utils.url import maybe_sanitize_url
-
-import celery_devfs
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CODE = [Path(__file__).resolve().parent]  # the data folder must not hold it or be in it
@@ -123,11 +122,8 @@ def development(env):
             f"CELERY_DATA_DIR={env.get('CELERY_DATA_DIR') or '.celery'!r} ({data_dir(env)}) "
             f"{exc}; point it to a new folder of its own, e.g. CELERY_DATA_DIR=.celery"
         ) from None
-
-
-def masked(url):
-    """The URL with its password replaced by **."""
-    return maybe_sanitize_url(url) if "@" in url else url
+    except celery_devfs.VersionError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def production(env):

@@ -7,9 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from celery import Celery, shared_task
-
 import celery_devfs
+from celery import Celery, shared_task
 from celery_devfs.notify import Inotify
 
 if os.environ.get("DEVFS_TEST_NO_INOTIFY"):  # as where there is none (macOS): every wait polls

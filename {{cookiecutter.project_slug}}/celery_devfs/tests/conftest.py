@@ -1,19 +1,20 @@
 """Fixtures of celery_devfs's tests: apps on a fresh data folder, and real workers."""
 
 import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
+from celery_devfs.testing import (  # noqa: F401 (spawn: a fixture)
+    ROOT,
+    mark_production,
+    servers_or_skip,
+    spawn,
+    wait_until,
+    wait_until_ready,
+)
 
 from .app import make_app
 
-# The folder that holds celery_devfs: workers import it, and the tests' app, from there.
-ROOT = Path(__file__).resolve().parent.parent.parent
 WORKER = ["-m", "celery", "-A", "celery_devfs.tests.app", "worker", "--loglevel=INFO"]
 # The servers to compare with (what .ci/services starts), unless set.
 SERVERS = {
@@ -22,37 +23,8 @@ SERVERS = {
 }
 
 
-def start(args, env, log=None):
-    """`python <args>` beside celery_devfs, in a process group of its own."""
-    return subprocess.Popen(
-        [sys.executable, *map(str, args)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE if log is None else log,
-        stderr=None if log is None else subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # so that a kill reaches a worker's pool too
-    )
-
-
-def stop(process):
-    """A warm shutdown, or SIGKILL to the whole group after 30 s."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-@pytest.fixture
-def spawn():
-    """spawn(args, env, log=None): start(...), and stop it when the test ends."""
-    started = []
-    yield lambda *args, **kwargs: started.append(start(*args, **kwargs)) or started[-1]
-    for process in started:
-        stop(process)
+def pytest_collection_modifyitems(items):
+    mark_production(items)
 
 
 def environment(setup, tmp_path):
@@ -81,9 +53,7 @@ def setup_for(tmp_path):
                     connection.ensure_connection(max_retries=1, timeout=5)
                 app.backend.client.ping()
             except Exception as exc:
-                if os.environ.get("CI") == "true":
-                    pytest.fail(f"RabbitMQ or Redis does not answer: {exc!r}")
-                pytest.skip(f"RabbitMQ or Redis does not answer: {exc!r}")
+                servers_or_skip([f"RabbitMQ or Redis does not answer: {exc!r}"])
         made.append((env, app))
         return env, app
 
@@ -100,21 +70,3 @@ def dev(setup_for, tmp_path):
     env, app = setup_for("devfs")
     data = tmp_path / "data"
     return env, app, {name: data / name for name in ("queue", "control", "quarantine", "results")}
-
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def wait_until_ready(app, worker, log_file, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            pytest.fail(f"the worker exited with {worker.returncode}:\n{log_file.read_text()}")
-        if app.control.ping(timeout=0.5):
-            return
-    pytest.fail(f"the worker did not answer within {timeout} s:\n{log_file.read_text()}")

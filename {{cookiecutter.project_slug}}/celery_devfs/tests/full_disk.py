@@ -102,16 +102,18 @@ def tasks(disk, log):
 
 
 def paths(disk, log):
-    """A requeue, a consumer, a queue's arguments and a revoke, on a full disk."""
+    """A requeue, a consumer, a queue's arguments and bindings, on a full disk."""
     logging.basicConfig(filename=log, level=logging.WARNING)
     app = make_app(dict(DEVFS_TEST_SETUP="devfs", DEVFS_TEST_DATA=disk + "/data"))
     queue_folder = os.path.join(disk, "data", "queue")
     queue = Queue("paths", Exchange("paths"), "paths")
+    gone = Queue("gone", Exchange("paths"), "gone")
     with app.connection_for_write() as connection:
         channel = connection.default_channel
         connection.Producer(channel).publish(
             {"n": 1}, routing_key="paths", exchange="paths", declare=[queue]
         )
+        gone(channel).declare()  # bound to the exchange while there is room
         message = queue(channel).get()  # claimed by this process
         filler, found = fill(disk), {}
         message.requeue()
@@ -119,23 +121,17 @@ def paths(disk, log):
         watched = Queue("watched", expires=60)  # x-expires: its file records it
         watched(channel).declare()
         channel.basic_consume("watched", False, lambda message: None, "a-consumer")
-        found["consumers_while_full"] = len(channel.consumers("watched"))
-        try:
-            app.control.revoke("revoked-while-full")
-            found["revoke_while_full"] = "sent"
-        except OSError as exc:
-            found["revoke_while_full"] = exc.errno
+        found["consumers_while_full"] = len(channel.queues.consumers("watched"))
+        gone(channel).delete()  # its unbinding: written later too
         os.remove(filler)  # room again
-        channel.write_pending()  # what the consumer's timer calls each second
-        found["consumers"] = len(channel.consumers("watched"))
+        channel.later.flush()  # what the consumer timer calls each second
+        found["consumers"] = len(channel.queues.consumers("watched"))
         file = os.path.join(disk, "data", "control", "watched.queue")
         found["arguments"] = json.loads(open(file).read())["arguments"]
+        found["bound"] = [row.queue for row in channel.get_table("paths")]
         message = queue(channel).get()
         found["message"] = message.payload
         message.ack()
-    app.control.revoke("revoked-later")
-    kept = open(os.path.join(disk, "data", "control", "celery.pidbox.revokes")).read()
-    found["revokes_kept"] = [i for i in ("revoked-while-full", "revoked-later") if i in kept]
     return found
 
 

@@ -11,8 +11,7 @@ import os
 import time
 
 import pytest
-
-from celery_devfs.transport import HOST
+from celery_devfs.claims import HOST
 
 from .conftest import WORKER
 

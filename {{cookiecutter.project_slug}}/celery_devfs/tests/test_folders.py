@@ -3,9 +3,8 @@
 import os
 from pathlib import Path
 
-import pytest
-
 import celery_devfs
+import pytest
 from celery_devfs.folders import DATA_FOLDERS, MARKER
 
 
@@ -116,7 +115,6 @@ def test_a_connection_on_a_folder_that_cannot_be_one_fails_at_once(tmp_path):
 def test_the_backend_without_a_path_is_improperly_configured():
     from celery import Celery
     from celery.exceptions import ImproperlyConfigured
-
     from celery_devfs.backend import Backend
 
     for url in ("devfs://", None):

@@ -51,17 +51,16 @@ def test_tasks_that_end_on_a_full_disk_keep_their_outcome_once_there_is_room(tmp
     assert "Traceback" not in log, log
 
 
-def test_requeues_consumers_and_revokes_on_a_full_disk_lose_nothing(tmp_path):
+def test_requeues_consumers_and_bindings_on_a_full_disk_lose_nothing(tmp_path):
     found, log = on_a_full_disk(tmp_path, "paths")
     assert found["requeued"] == [True]  # back in its queue (a rename needs no room)
     assert found["consumers_while_full"] == 0  # not recorded yet; the consumer goes on
-    assert found["revoke_while_full"] == 28  # the caller is told; no worker acted on it
-    # Room again: the consumer and the queue's x-expires recorded, the message
-    # delivered once more, and the revokes kept for later workers.
+    # Room again: the consumer, the queue's x-expires and the unbinding recorded, the
+    # message delivered once more.
     assert found["consumers"] == 1
     assert found["arguments"] == {"x-expires": 60000}
+    assert found["bound"] == ["paths"]
     assert found["message"] == {"n": 1}
-    assert found["revokes_kept"] == ["revoked-later"]
     assert "put back not marked redelivered" in log
     assert "Arguments of watched not recorded yet, will retry" in log  # once per outage
 

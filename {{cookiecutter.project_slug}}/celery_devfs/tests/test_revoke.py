@@ -1,8 +1,6 @@
 """Revoke on celery_devfs as on RabbitMQ + Redis: by id, with terminate, by stamped
-headers; and a worker that starts after the revoke knows it (there, Mingle asks
-the workers that are up; here, the data folder keeps revokes: see transport.py)."""
-
-import json
+headers; and what a worker that starts after the revoke knows of it (Celery's
+Mingle: what the workers up hold)."""
 
 import pytest
 from celery import signature
@@ -76,35 +74,30 @@ def test_revoke_by_stamped_headers(setup, setup_for, worker):
     assert kept.get(timeout=30) == 4
 
 
-def test_a_worker_started_after_the_revoke_knows_it(setup_for, worker):
-    env, app = setup_for("devfs")
-    by_id = app.send_task("devfs_tests.add", ([1, 1],))
-    by_id.revoke()  # no worker is up: nobody receives the broadcast
-    app.control.revoke_by_stamped_headers({"monitoring_id": ["bad"]})
-    by_stamp = stamped(app, "bad", [3, 3]).delay()
+@pytest.mark.parametrize("setup", ["devfs", "production"])
+def test_a_starting_worker_learns_the_revokes_of_the_workers_up(setup, setup_for, spawn, tmp_path):
+    """Celery's Mingle: on both, a worker asks the others for their revokes as it starts."""
+    env, app = setup_for(setup)
+    log_file = tmp_path / "first.log"
+    # Up, but on another queue: it holds the revoke and never takes the task.
+    first = spawn([*WORKER, "-n", "first@%h", "-Q", "elsewhere"], env, log=open(log_file, "w"))
+    wait_until_ready(app, first, log_file)
+    app.control.revoke("revoked-before-start")
+    log_file = tmp_path / "second.log"
+    second = spawn([*WORKER, "-n", "second@%h"], env, log=open(log_file, "w"))
+    wait_until_ready(app, second, log_file)
+    synced = lambda: "mingle: sync with 1 nodes" in log_file.read_text()  # noqa: E731
+    wait_until(synced, 10, "the second worker's log to say it synced with the first")
+    result = app.send_task("devfs_tests.add", ([1, 1],), task_id="revoked-before-start")
+    with pytest.raises(TaskRevokedError):
+        result.get(timeout=30)
+
+
+@pytest.mark.parametrize("setup", ["devfs", "production"])
+def test_a_revoke_sent_while_no_worker_is_up_reaches_no_later_worker(setup, setup_for, worker):
+    """No worker held it: the task runs, as on RabbitMQ (the revoke is a broadcast)."""
+    env, app = setup_for(setup)
+    app.control.revoke("revoked-while-none-up")
     worker(env, app)
-    for result in (by_id, by_stamp):
-        with pytest.raises(TaskRevokedError):
-            result.get(timeout=30)
-    assert app.send_task("devfs_tests.add", ([2, 2],)).get(timeout=30) == 4
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"\xff not JSON",
-        json.dumps({"not": "a list"}).encode(),
-        json.dumps([{"time": 1.0e18, "method": "revoke", "arguments": {"task_id": {}}}]).encode(),
-        json.dumps([{"time": 1.0e18, "method": "revoke_by_stamped_headers",
-                     "arguments": {"headers": ["no equals sign"]}, "destination": 42}]).encode(),
-    ],
-    ids=["not JSON", "not a list", "a task id that is an object", "bad headers and destination"],
-)  # fmt: skip
-def test_a_damaged_revokes_file_does_not_stop_a_worker(content, dev, worker, tmp_path):
-    env, app, folders = dev
-    (folders["control"] / "celery.pidbox.revokes").write_bytes(content)
-    process = worker(env, app)
-    assert app.send_task("devfs_tests.add", ([2, 2],)).get(timeout=30) == 4
-    assert process.poll() is None
-    log = (tmp_path / "worker.log").read_text()
-    assert "Unreadable file" in log or "Damaged revoke" in log, log
+    result = app.send_task("devfs_tests.add", ([1, 1],), task_id="revoked-while-none-up")
+    assert result.get(timeout=30) == 2

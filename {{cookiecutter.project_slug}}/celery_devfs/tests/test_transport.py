@@ -6,11 +6,12 @@ import subprocess
 import sys
 import time
 
-import pytest
-from kombu import Connection, Exchange, Queue
-
 import celery_devfs
+import pytest
+from celery_devfs.claims import HOST
+from celery_devfs.listing import Listing
 from celery_devfs.notify import Inotify
+from kombu import Connection, Exchange, Queue
 
 from .conftest import ROOT
 
@@ -29,10 +30,11 @@ def queue_files(tmp_path):
 def test_put_get_ack(connection, tmp_path):
     queue = connection.SimpleQueue("q")
     queue.put({"n": 1})
+    (first_name,) = queue_files(tmp_path)
     queue.put({"n": 2})
-    (name, _), _ = [n.rsplit(".", 2)[1:] for n in queue_files(tmp_path)]
-    assert name == "q"
-    assert [p for p in queue_files(tmp_path)] == sorted(queue_files(tmp_path))  # FIFO names
+    (second_name,) = set(queue_files(tmp_path)) - {first_name}
+    assert first_name.endswith(".q.msg") and second_name.endswith(".q.msg")
+    assert first_name < second_name  # names sort in the order sent: first in, first out
     first = queue.get(timeout=1)
     assert first.payload == {"n": 1}
     assert len([n for n in queue_files(tmp_path) if n.endswith(".claimed")]) == 1
@@ -82,7 +84,7 @@ def test_a_claim_of_a_dead_process_goes_back_to_the_queue(connection, tmp_path):
     (name,) = queue_files(tmp_path)
     folder = tmp_path / "data" / "queue"
     dead = 2**22 + 12345  # above Linux's default pid_max: no such process
-    os.rename(folder / name, folder / f".{name}~{celery_devfs.transport.HOST}~{dead}.claimed")
+    os.rename(folder / name, folder / f".{name}~{HOST}~{dead}.claimed")
     message = queue.get(timeout=2)
     assert message.payload == {"n": 1}
     assert message.delivery_info["redelivered"] is True
@@ -93,16 +95,13 @@ def test_a_claim_of_a_dead_process_goes_back_to_the_queue(connection, tmp_path):
 def test_a_consumer_lists_the_folder_now_and_then_not_at_each_new_file(
     notifications, connection, monkeypatch
 ):
-    """A listing costs as much as there are files waiting: one at each arrival made
-    a backlog quadratic (5000 tasks took twice as long as on Redis). Inotify names
-    the new files; without it, the consumer looks every POLL."""
+    """A listing costs as much as there are files waiting, so one at each arrival would
+    make a backlog quadratic: inotify names the new files; without it, the consumer
+    lists every POLL."""
     if notifications == "polling":
         monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
-    listings = []
-    listing = celery_devfs.transport.Channel._list
-    monkeypatch.setattr(
-        celery_devfs.transport.Channel, "_list", lambda self: listings.append(1) or listing(self)
-    )
+    listings, listing = [], Listing.list
+    monkeypatch.setattr(Listing, "list", lambda *args: listings.append(1) or listing(*args))
     received = []
 
     def take(body, message):

@@ -1,0 +1,159 @@
+"""Queues as RabbitMQ keeps them: who consumes each, what it was declared with, and
+when it expires.
+
+Each queue's consumers and arguments are kept in control/<queue>.queue:
+{"consumers": [[host, pid, consumer tag], ...], "arguments": {"x-expires": ms,
+"x-message-ttl": ms}}; the file's time is when the queue was last used. So
+queue_declare answers with the number of live consumers (make demo asks it), an
+auto-delete queue goes with its last consumer, a queue declared with x-expires goes
+(bindings, messages and all) once no consumer has used it for that long, and a
+message older than x-message-ttl is never delivered: what Celery declares its
+event, remote-control and reply queues with, so that a killed monitor or worker
+leaves nothing that grows. A consumer whose process is gone (SIGKILL) is not counted.
+"""
+
+import logging
+import os
+import time
+from urllib.parse import quote, unquote
+
+from . import claims, control, messages
+from .folders import DamagedFile
+
+logger = logging.getLogger(__name__)
+ARGUMENTS = ("x-expires", "x-message-ttl")  # honoured, as RabbitMQ does, in ms
+
+
+def arguments_of(declared):
+    """The arguments of a declaration that are honoured here, as numbers of ms."""
+    return {
+        key: messages.milliseconds(value)
+        for key, value in (declared or {}).items()
+        if key in ARGUMENTS and messages.milliseconds(value) is not None
+    }
+
+
+class Queues:
+    def __init__(self, folder, queue_folder, bindings):
+        self.folder = folder  # the control folder
+        self.queue_folder = queue_folder
+        self.bindings = bindings
+        # One lock for every queue file, not one per queue: reply queues come and go
+        # by the thousand.
+        self.lock = folder / ".queues.lock"
+
+    def file(self, queue):
+        return self.folder / f"{quote(queue, safe='@._-')}.queue"
+
+    def read(self, file):
+        def check(info):
+            consumers = info.get("consumers") if isinstance(info, dict) else None
+            arguments = info.get("arguments", {}) if isinstance(info, dict) else None
+            if not isinstance(consumers, list) or not all(
+                isinstance(c, list)
+                and len(c) == 3
+                and isinstance(c[0], str)
+                and isinstance(c[1], int)
+                and isinstance(c[2], str)
+                for c in consumers
+            ):
+                raise DamagedFile("not {consumers: [[host, pid, tag], ...]}")
+            if not isinstance(arguments, dict) or arguments_of(arguments) != arguments:
+                raise DamagedFile(f"arguments other than {', '.join(ARGUMENTS)} in ms")
+            live = [c for c in consumers if c[0] != claims.HOST or claims.alive(c[1])]
+            return {"consumers": live, "arguments": arguments}
+
+        return control.read(file, check, lambda: {"consumers": [], "arguments": {}})
+
+    def change(self, queue, change):
+        control.change(self.file(queue), self.read, change, self.lock)
+
+    def consumers(self, queue):
+        """The live consumers of `queue`, in every process on the data folder."""
+        return self.read(self.file(queue))["consumers"]
+
+    def add_consumer(self, queue, tag):
+        me = [claims.HOST, os.getpid(), tag]
+        self.change(queue, lambda info: {**info, "consumers": [*info["consumers"], me]})
+
+    def remove_consumer(self, queue, tag):
+        """The consumers left on `queue` once this process's `tag` is gone. The file
+        stays while it holds arguments: its time is when the queue was last used."""
+        me, left = [claims.HOST, os.getpid(), tag], []
+
+        def change(info):
+            left.extend(c for c in info["consumers"] if c != me)
+            return {**info, "consumers": left} if left or info["arguments"] else None
+
+        self.change(queue, change)
+        return left
+
+    def declare(self, queue, arguments):
+        """Keep the arguments of a (re)declaration; it counts as a use."""
+        self.change(queue, lambda info: {**info, "arguments": arguments})
+        _touch(self.file(queue))
+
+    def delete(self, queue):
+        self.change(queue, lambda info: None)
+
+    def expire(self, consumed_here):
+        """What RabbitMQ does on its own, for every queue on the data folder: delete the
+        queues unused for longer than their x-expires, and the messages older than their
+        queue's x-message-ttl. Returns the queues deleted. Called about once a second by
+        consumers (workers, monitors); `consumed_here`: never expired, even if a full
+        disk kept their consumers out of the files."""
+        try:
+            files = [n for n in os.listdir(self.folder) if n.endswith(".queue")]
+        except FileNotFoundError:
+            return []
+        gone, with_ttl = [], {}  # unconsumed queues with a TTL: consumers drop old messages
+        for file in files:
+            queue = unquote(file[: -len(".queue")])
+            info = self.read(self.folder / file)
+            arguments = info["arguments"]
+            if "x-expires" in arguments:
+                if info["consumers"] or queue in consumed_here:
+                    _touch(self.folder / file)  # in use
+                else:
+                    self.change(queue, lambda info, queue=queue: self._expire(queue, info, gone))
+            if "x-message-ttl" in arguments and not info["consumers"]:
+                with_ttl[queue] = arguments["x-message-ttl"]
+        if with_ttl:
+            for name in os.listdir(self.queue_folder):
+                queue = messages.queue_of(name)
+                if queue in with_ttl and messages.age_ms(name) > with_ttl[queue]:
+                    _remove(os.path.join(self.queue_folder, name))
+        return gone
+
+    def _expire(self, queue, info, gone):
+        """Delete `queue` if no one has used it for its x-expires: its bindings, its
+        messages, then its file (None). Under the queues' lock, so that no consumer
+        or declaration comes in between."""
+        try:
+            unused = time.time() - os.stat(self.file(queue)).st_mtime
+        except FileNotFoundError:
+            return None  # another process expired it first
+        expires = info["arguments"].get("x-expires")
+        if info["consumers"] or expires is None or unused * 1000 <= expires:
+            return info  # unchanged: not written
+        self.bindings.forget(queue)
+        for name in os.listdir(self.queue_folder):  # its messages, claimed or not
+            if messages.queue_of(claims.message_of(name) or ".") == queue:
+                _remove(os.path.join(self.queue_folder, name))
+        logger.info("Queue %s expired: unused for %.0f s (x-expires)", queue, unused)
+        gone.append(queue)
+        return None
+
+
+def _touch(path):
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        pass  # expired or deleted meanwhile
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass  # another process took it

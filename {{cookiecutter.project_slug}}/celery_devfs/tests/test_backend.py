@@ -1,0 +1,82 @@
+"""backend.py in-process: chords counted in a locked file (group headers, nested
+chords, large headers), and get_many, the native join, with and without inotify."""
+
+import threading
+import time
+
+import celery_devfs
+import pytest
+from celery import Celery, chain, chord, group
+from celery.contrib.testing.worker import start_worker
+from celery_devfs.notify import Inotify
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    app = Celery("backend_tests", set_as_current=False)
+    app.conf.update(celery_devfs.celery_settings(tmp_path_factory.mktemp("backend") / "data"))
+    app.conf.update(task_acks_late=True, worker_prefetch_multiplier=1)
+
+    @app.task(name="backend_tests.add")
+    def add(numbers):
+        return sum(n if isinstance(n, int) else sum(n) for n in numbers)
+
+    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
+        yield app
+
+
+def add(app, *args):
+    return app.tasks["backend_tests.add"].si(*args)
+
+
+def test_a_chord_whose_header_holds_a_group(app):
+    header = [group(add(app, [1]), add(app, [2])), add(app, [3])]
+    result = chord(header, app.tasks["backend_tests.add"].s()).delay()
+    assert result.get(timeout=30) == 6
+
+
+def test_a_chord_in_a_chain_in_a_chord(app):
+    inner = chord([add(app, [2]), add(app, [3])], app.tasks["backend_tests.add"].s())
+    outer = chord([chain(add(app, [1]), inner), add(app, [4])], app.tasks["backend_tests.add"].s())
+    assert outer.delay().get(timeout=30) == 9
+
+
+def test_a_chain_that_ends_in_a_group_in_a_chord_header(app):
+    header = [chain(add(app, [1]), group(add(app, [2]), add(app, [3]))), add(app, [4])]
+    result = chord(header, app.tasks["backend_tests.add"].s()).delay()
+    assert result.get(timeout=30) == 9  # [[2, 3], 4]: its parts counted as two results
+
+
+def test_a_chord_with_a_large_header_counts_each_part_once(app):
+    signature = chord([add(app, [n]) for n in range(100)], app.tasks["backend_tests.add"].s())
+    result = signature.delay()
+    assert result.get(timeout=60) == sum(range(100))
+    counter = app.backend.get_key_for_chord(result.parent.id)
+    assert app.backend.get(counter) is None  # counted to the end, then deleted
+
+
+@pytest.mark.parametrize("notifications", ["inotify", "polling"])
+def test_get_many_returns_each_result_once_as_it_arrives(app, notifications, monkeypatch):
+    if notifications == "polling":
+        monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
+    backend, ids = app.backend, [f"get-many-{notifications}-{n}" for n in range(3)]
+    backend.store_result(ids[0], 0, "SUCCESS")
+
+    def later():
+        for n in (1, 2):
+            time.sleep(0.2)
+            backend.store_result(ids[n], n, "SUCCESS")
+
+    threading.Thread(target=later).start()
+    # Each read when its file arrives: waiting for the 60 s interval would time out.
+    found = dict(backend.get_many(ids, timeout=10, interval=60))
+    assert {task_id: meta["result"] for task_id, meta in found.items()} == {
+        task_id: n for n, task_id in enumerate(ids)
+    }
+
+
+def test_get_many_times_out_on_a_result_that_never_comes(app):
+    from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+    with pytest.raises(CeleryTimeoutError):
+        list(app.backend.get_many(["never"], timeout=0.3))
