@@ -40,6 +40,19 @@ def run(command, cwd, timeout=600, check=True, **extra_env):
     return done
 
 
+def start_in(project, command, **env):
+    """`command` in the project, in a process group of its own, its output in a pipe."""
+    return subprocess.Popen(
+        command,
+        cwd=project,
+        env=clean_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
 def run_generated_checks(project, *pytest_args):
     """The rendered project's own linter and test suite, in its folder."""
     run([BIN / "ruff", "check", "."], project)

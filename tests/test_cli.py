@@ -5,14 +5,13 @@ fix), and make demo next to workers that are not the project's."""
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 import pytest
 
-from conftest import clean_env, run
+from conftest import run, start_in
 
 pytestmark = pytest.mark.slow
 PACKAGE = "my_celery_project"  # the default slug: the `baked` project's
@@ -165,15 +164,7 @@ sys.exit(cli.main("demo"))
 
 def foreign_worker(project, env, queue, *seconds):
     """A foreign worker, once it is ready; stop it with os.killpg."""
-    worker = subprocess.Popen(
-        [sys.executable, "-c", FOREIGN_WORKER, queue, *seconds],
-        cwd=project,
-        env=clean_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    worker = start_in(project, [sys.executable, "-c", FOREIGN_WORKER, queue, *seconds], **env)
     for line in worker.stdout:
         if " ready." in line:
             return worker

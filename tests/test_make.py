@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
-from conftest import BIN, clean_env, free_port, run
+from conftest import BIN, clean_env, free_port, run, start_in
 
 pytestmark = pytest.mark.slow
 # Debian's chromium and chromium-driver (.ci/run installs them); flags as for root
@@ -155,19 +155,6 @@ def test_purge_drops_queued_messages(project):
 
 def start_make(project, target, **env):
     return start_in(project, ["make", target], **env)
-
-
-def start_in(project, command, **env):
-    """`command` in the project, in a process group of its own, its output in a pipe."""
-    return subprocess.Popen(
-        command,
-        cwd=project,
-        env=clean_env(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
 
 
 def stop_make(process):
