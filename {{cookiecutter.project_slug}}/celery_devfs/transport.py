@@ -9,6 +9,7 @@ counts, auto-delete, Celery's event loop; no priorities. Transport options:
 ``quarantine_folder``, ``processed_folder`` with ``store_processed`` (keep
 acknowledged files, as kombu's), ``polling_interval`` (without inotify, 0.1 s).
 """
+
 import logging
 import os
 import select
