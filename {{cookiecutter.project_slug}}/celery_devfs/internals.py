@@ -34,7 +34,7 @@ KOMBU_CALLS = {
     "kombu.transport.virtual.exchange.FanoutExchange.deliver": "self.channel._put_fanout(",
 }
 # Attributes of a kombu virtual Transport, checked on an instance.
-KOMBU_TRANSPORT_ATTRIBUTES = ("_callbacks", "cycle", "channels")
+KOMBU_TRANSPORT_ATTRIBUTES = ("_callbacks", "channels")
 # Celery: what a key-value result backend's get_many uses, and Mingle's switch.
 CELERY = {
     "celery.backends.base.BaseKeyValueStoreBackend._mget_to_results": (

@@ -35,6 +35,11 @@ class Listing:
             return True
         return False
 
+    def head(self, queue):
+        """The name of the oldest message file pending in `queue`, or None."""
+        pending = self.pending.get(queue)
+        return pending[0] if pending else None
+
     def waiting(self, queues):
         """Has any of `queues` a message file pending?"""
         return any(self.pending.get(queue) for queue in queues)

@@ -121,6 +121,10 @@ class Channel(virtual.Channel):
         write = partial(self.queues.add_consumer, queue, consumer_tag)
         self.later.write(consumer_tag, f"Consumer of {queue}", write)
 
+    def consumed(self):
+        """The queues this channel consumes."""
+        return set(self._consuming.values())
+
     def basic_cancel(self, consumer_tag):
         super().basic_cancel(consumer_tag)
         self.later.cancel(consumer_tag)
@@ -295,12 +299,36 @@ class Transport(virtual.Transport):
         self._list_if_idle()
         for _ in range(self.BATCH):
             try:
-                self.cycle.get(self._deliver)
+                self._deliver_oldest()
             except virtual.Empty:
                 break
         else:
             self._loop.call_soon(self._deliver_ready)  # more to come: let others run first
         self.wakeups.awaiting_ack(self.channels)
+
+    def _deliver_oldest(self):
+        """Deliver the oldest message waiting in any queue consumed here, whatever its
+        channel: in the order they were sent, as one broker connection delivers them.
+        Kombu's own cycle takes queues in turn, which could run a task before the
+        revoke sent just before it (the worker's remote control has a channel of its own)."""
+        if self.channels and not self.listing.waiting(self._callbacks) and self.listing.due():
+            self.listing.list(self._callbacks, self.channels[0].claims.take_back)
+        consumers = [
+            (self.listing.head(queue), channel, queue)
+            for channel in self.channels
+            if channel.qos.can_consume()
+            for queue in channel.consumed()
+        ]
+        # Queues with a file pending first, oldest first; then the others (their
+        # _get lists the folder when a listing is due).
+        consumers.sort(key=lambda found: (found[0] is None, found[0] or ""))
+        for _, channel, queue in consumers:
+            try:
+                message = channel._get(queue)
+            except virtual.Empty:
+                continue
+            return self._deliver(message, queue)
+        raise virtual.Empty()
 
     def _list_if_idle(self):
         """Without inotify, list when a message is wanted and none of ours is pending;
@@ -326,7 +354,7 @@ class Transport(virtual.Transport):
         self._list_if_idle()
         while True:
             try:
-                return self.cycle.get(self._deliver, timeout=timeout)
+                return self._deliver_oldest()
             except virtual.Empty:
                 pass
             if notify.stopping():  # return to Celery's loop now, not after its 2 s drain

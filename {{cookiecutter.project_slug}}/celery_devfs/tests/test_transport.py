@@ -120,6 +120,35 @@ def test_a_consumer_lists_the_folder_now_and_then_not_at_each_new_file(
         assert len(listings) <= 3  # at the start, and about once a second
 
 
+@pytest.mark.parametrize("notifications", ["inotify", "polling"])
+def test_messages_of_several_queues_and_channels_arrive_in_the_order_sent(
+    notifications, connection, monkeypatch
+):
+    """As from one broker connection: a revoke broadcast to the worker's remote-control
+    channel just before the task it revokes must reach the worker first."""
+    if notifications == "polling":
+        monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
+    received = []
+
+    def take(body, message):
+        received.append(body["n"])
+        message.ack()
+
+    with Connection("devfs://", transport_options=connection.transport_options) as sender:
+        producer = sender.Producer()
+        tasks = connection.Consumer([Queue("tasks")], callbacks=[take])
+        control = connection.Consumer(
+            [Queue("control")], channel=connection.channel(), callbacks=[take]
+        )
+        with tasks, control:
+            for batch in range(3):  # each batch sent while the consumer is not looking
+                for n in range(10 * batch, 10 * batch + 10):
+                    producer.publish({"n": n}, routing_key=("control", "tasks")[n % 3 == 0])
+                while len(received) < 10 * batch + 10:
+                    connection.drain_events(timeout=2)
+    assert received == list(range(30))
+
+
 def test_purge(connection, tmp_path):
     queue = connection.SimpleQueue("q")
     for n in range(3):
