@@ -7,9 +7,9 @@ import ctypes.util
 import functools
 import os
 import select
+import signal
 import struct
-
-from celery import signals
+import threading
 
 
 def drain(fd):
@@ -23,27 +23,59 @@ def drain(fd):
     return b"".join(chunks)
 
 
-# Written to when the worker starts a warm or cold shutdown, to end a wait at once.
-stopping_read, _stopping_write = os.pipe()
-os.set_blocking(stopping_read, False)
-os.set_blocking(_stopping_write, False)
+# Celery's SIGTERM, SIGINT and SIGQUIT handlers run while the worker sleeps in epoll
+# or select, which Python then resumes until its timeout. The standard library's
+# signal wakeup fd ends that sleep: the interpreter writes each signal's number into
+# it the moment the signal arrives, in C, taking no lock. (Not a receiver of Celery's
+# worker_shutting_down: Celery sends that from inside its handler and takes a lock
+# the first time, so a second SIGTERM meanwhile, as a process-group kill under
+# `uv run` gives, deadlocks the worker.)
+STOPS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+_signals = {"fd": None, "write": None, "stopping": False}
 
 
-_stopping = []
+def signal_fd():
+    """The read end of this process's signal wakeup pipe, made on first use; None
+    outside the main thread, or where another library (asyncio) owns the wakeup fd."""
+    if _signals["fd"] is None and threading.current_thread() is threading.main_thread():
+        read, write = os.pipe()
+        for fd in (read, write):
+            os.set_blocking(fd, False)
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        if previous == -1:
+            _signals.update(fd=read, write=write)
+        else:  # someone else's: leave it theirs
+            signal.set_wakeup_fd(previous)
+            os.close(read)
+            os.close(write)
+    return _signals["fd"]
 
 
-@signals.worker_shutting_down.connect  # sent by Celery's SIGTERM and SIGINT handlers
-def _wake_up(**kwargs):
-    _stopping.append(True)
-    try:
-        os.write(_stopping_write, b"!")
-    except BlockingIOError:
-        pass  # the pipe is full: waiters wake up already
+def read_signals(fd):
+    """Empty the wakeup pipe, remembering whether a stop signal was among them."""
+    if STOPS & set(drain(fd)):
+        _signals["stopping"] = True
 
 
 def stopping():
-    """Has the worker started a warm or cold shutdown?"""
-    return bool(_stopping)
+    """Has the process received SIGTERM, SIGINT or SIGQUIT (the worker is stopping)?"""
+    fd = _signals["fd"]
+    if fd is not None:
+        read_signals(fd)
+    return _signals["stopping"]
+
+
+def _forget_in_child():
+    """A forked pool process sends its signals (a revoke's SIGTERM) to its own pipe,
+    made when it needs one, not to its parent's."""
+    if _signals["fd"] is not None:
+        signal.set_wakeup_fd(-1)
+        os.close(_signals["fd"])
+        os.close(_signals["write"])
+        _signals.update(fd=None, write=None, stopping=False)
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @functools.cache

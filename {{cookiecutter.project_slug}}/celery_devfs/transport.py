@@ -268,10 +268,10 @@ class Transport(virtual.Transport):
         wakeups = self._consumer_wakeups()
         for fd in wakeups.fds():
             loop.add_reader(fd, self.on_readable, fd)
-        # Celery's SIGTERM handler runs while the loop sleeps in epoll, which Python
-        # then resumes: this pipe ends the sleep, so the worker stops at once, not
-        # at the next timer.
-        loop.add_reader(notify.stopping_read, notify.drain, notify.stopping_read)
+        # A stop signal ends the sleep in epoll, so the worker stops at once, not at
+        # the next timer (notify.signal_fd says why this way).
+        if (signals := notify.signal_fd()) is not None:
+            loop.add_reader(signals, notify.read_signals, signals)
         self._timer = loop.call_repeatedly(self.listing.interval, self.on_timer)
         loop.call_soon(self.on_timer)  # what was there before the worker started
 
@@ -341,8 +341,9 @@ class Transport(virtual.Transport):
         if self._timer is not None:
             self._timer.cancel()
         if self._loop is not None:
-            for fd in [*self.wakeups.fds(), notify.stopping_read]:
-                self._loop.remove_reader(fd)
+            for fd in [*self.wakeups.fds(), notify.signal_fd()]:
+                if fd is not None:
+                    self._loop.remove_reader(fd)
         self._loop = self._timer = None
 
     # The blocking loop (kombu's own consumers, Celery without its event loop) ----
@@ -367,7 +368,8 @@ class Transport(virtual.Transport):
             # every prefetch place is taken, or the worker starts to stop.
             wakeups.awaiting_ack(self.channels)
             pause = min(left, self.listing.interval)
-            ready = select.select([*wakeups.fds(), notify.stopping_read], [], [], pause)[0]
+            signals = [fd for fd in [notify.signal_fd()] if fd is not None]
+            ready = select.select([*wakeups.fds(), *signals], [], [], pause)[0]
             wakeups.acked_or_not()
             if not ready:
                 self.listing.again()
