@@ -7,7 +7,7 @@ import sys
 import celery_devfs
 import pytest
 
-from {{ cookiecutter.project_slug }} import settings
+from {{ cookiecutter.project_slug }} import settings, tasks
 from {{ cookiecutter.project_slug }}.celery import create_app
 
 PACKAGE = settings.__package__
@@ -35,6 +35,18 @@ def test_production_never_reaches_the_development_transport():
     with app.connection_for_write() as connection:
         assert type(connection.transport).__module__ == "kombu.transport.pyamqp"
     assert type(app.backend).__module__ == "celery.backends.redis"
+
+
+def test_the_runaway_limits_apply_to_tasks_that_set_no_limit_of_their_own():
+    app = create_app(settings.load(PRODUCTION))
+
+    @app.task(time_limit=2)  # a soft limit of 300 s would fail it at .delay()
+    def hard_only():
+        pass
+
+    tsum = app.tasks[tasks.tsum.name]
+    assert (tsum.soft_time_limit, tsum.time_limit) == (300, 360)
+    assert (hard_only.soft_time_limit, hard_only.time_limit) == (None, 2)
 
 
 def test_a_celery_that_celery_devfs_was_not_tested_with_stops_development_only(monkeypatch):
