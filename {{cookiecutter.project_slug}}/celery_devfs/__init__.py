@@ -10,7 +10,7 @@ celery_devfs was tested with and that the folder can be the broker's own,
 creates it (owner-only, marked as ours), registers the ``devfs://`` URL scheme
 with kombu and Celery, and returns the settings: ``broker_url``,
 ``result_backend`` and ``broker_transport_options``. See README.md for what it
-guarantees and what files cannot do.
+guarantees and where it differs from production.
 """
 
 import re
@@ -61,7 +61,10 @@ def check_versions(installed=None):
 
 def register():
     """Make ``devfs://`` known to kombu (the broker) and Celery (the result backend)."""
+    from celery import signals
     from celery.worker.consumer.mingle import Mingle
+
+    from .backend import expire_results
 
     TRANSPORT_ALIASES[SCHEME] = f"{__name__}.transport:Transport"
     BACKEND_ALIASES[SCHEME] = f"{__name__}.backend:Backend"
@@ -69,6 +72,8 @@ def register():
     # bootstep asks the workers that are up for the revokes they hold. Celery runs
     # it on the transports it knows; ours has what it takes (broadcasts with replies).
     Mingle.compatible_transports = {*Mingle.compatible_transports, SCHEME}
+    # Results expire without beat, as Redis keys do: workers delete them (backend.py).
+    signals.worker_ready.connect(expire_results, weak=False, dispatch_uid=__name__)
 
 
 def celery_settings(data_dir, protect=()):

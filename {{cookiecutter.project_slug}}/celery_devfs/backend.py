@@ -15,6 +15,8 @@ backend (a Celery key-value backend, one file per key), with these changes:
   Linux; elsewhere it looks every few milliseconds instead of every 0.5 s).
 - A chord counts its parts without reading the whole group at each part, so
   a chord with a large header finishes in linear, not quadratic, time.
+- Results expire by themselves after ``result_expires``, as Redis keys do: each
+  worker deletes the expired ones every EXPIRY_LOOK seconds at most, beat or not.
 """
 
 import errno
@@ -42,6 +44,16 @@ from .notify import Inotify
 
 logger = logging.getLogger(__name__)
 POLL = 0.005  # seconds between looks while waiting for results, without inotify
+EXPIRY_LOOK = 30.0  # seconds at most between a worker's looks for expired results
+
+
+def expire_results(sender, **kwargs):
+    """At a worker's start (Celery's worker_ready: `sender` is its consumer), have it
+    delete expired results now and then, as Redis drops a key at its TTL."""
+    backend = sender.app.backend
+    if isinstance(backend, Backend) and backend.expires:
+        every = min(EXPIRY_LOOK, backend.expires)
+        sender.timer.call_repeatedly(every, backend.cleanup_quietly)
 
 
 class Backend(KeyValueStoreBackend):
@@ -89,6 +101,17 @@ class Backend(KeyValueStoreBackend):
                     os.remove(entry.path)
             except FileNotFoundError:
                 pass  # deleted meanwhile
+
+    def cleanup_quietly(self):
+        try:
+            self.cleanup()
+        except OSError as exc:  # the folder deleted under us (make clean): next time
+            logger.warning("Could not look for expired results: %r", exc)
+
+    def kept(self):
+        """How many task results the folder holds."""
+        names = (entry.name for entry in os.scandir(self.path))  # bytes, as the prefix
+        return sum(1 for name in names if name.startswith(self.task_keyprefix))
 
     def exception_safe_to_retry(self, exc):
         # What Celery retries when a project sets result_backend_always_retry: a full

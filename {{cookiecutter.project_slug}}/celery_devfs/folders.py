@@ -99,10 +99,29 @@ def make_folder(folder):
 
 def remove_data_folders(data_dir, protect=()):
     """Delete what celery_devfs and the project wrote there, then the folder once
-    empty. Returns the other names found (kept, with the marker: still ours)."""
+    empty. Returns the other names found (kept, with the marker: still ours).
+    Refuses (DataFolderError) while a process on this machine consumes from it: a
+    worker would go on running tasks, deaf to remote control."""
+    from .queues import Queues  # queues.py reads files with this module
+
     path = checked(data_dir, protect)
     if not path.is_dir():
         return []
+    users = Queues(path / "control", path / "queue", None).live_pids()
+    if users:
+        pids = ", ".join(map(str, users))
+        raise DataFolderError(
+            f"is in use by process {pids} (a worker, Flower or celery events); stop it first"
+        )
+    for _ in range(3):  # a file written meanwhile (a late producer): once more
+        try:
+            return _remove(path)
+        except OSError as exc:
+            error = exc
+    raise DataFolderError(f"could not be emptied ({error.strerror}); try again") from None
+
+
+def _remove(path):
     kept = []
     for entry in os.scandir(path):
         if not is_data_name(entry.name):

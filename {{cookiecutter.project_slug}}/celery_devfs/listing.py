@@ -8,6 +8,7 @@ claims of dead workers; each POLL seconds without), after the kernel dropped eve
 and always for a process that does not consume (a producer, basic_get).
 """
 
+import bisect
 import os
 import time
 from collections import deque
@@ -20,7 +21,8 @@ from .folders import make_folder
 class Listing:
     def __init__(self, folder):
         self.folder = folder
-        self.pending = {}  # queue -> names of its message files, oldest first
+        self.pending = {}  # queue -> names of its message files, in delivery order
+        self.priorities = {}  # queue -> its x-max-priority, as declared in this process
         self.interval = None  # seconds between listings; None: list at every look
         self._next = 0.0
 
@@ -61,8 +63,11 @@ class Listing:
             if queue is not None:
                 found.setdefault(queue, []).append(name)
         for queue, names in found.items():
-            if not self.pending.get(queue) or queue not in consumed:
-                self.pending[queue] = deque(sorted(names))
+            # A priority queue takes every listing: without inotify, a higher
+            # priority that arrived behind a backlog must go first.
+            if not self.pending.get(queue) or queue not in consumed or queue in self.priorities:
+                order = messages.order(self.priorities.get(queue))
+                self.pending[queue] = deque(sorted(names, key=order))
 
     def arrived(self, names, consumed):
         """Add the files inotify named, in the order they arrived, to the queues in
@@ -74,7 +79,11 @@ class Listing:
         for name in names:
             queue = messages.queue_of(name)
             if queue in consumed:
-                self.pending.setdefault(queue, deque()).append(name)
+                pending = self.pending.setdefault(queue, deque())
+                if queue in self.priorities:
+                    bisect.insort(pending, name, key=messages.order(self.priorities[queue]))
+                else:
+                    pending.append(name)
 
     def forget(self, queue):
         self.pending.pop(queue, None)

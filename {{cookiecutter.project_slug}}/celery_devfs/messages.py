@@ -1,7 +1,9 @@
 """Message files: their names, what a valid one holds, and when one has expired.
 
 A message file is ``<time in ns, 20 digits>_<uuid>.<queue>.msg`` in the queue
-folder (kombu's filesystem names, with the time first: first in, first out).
+folder (kombu's filesystem names, with the time first: first in, first out), and
+``<time>_<uuid>_p<priority, 3 digits>.<queue>.msg`` for a message sent with a
+priority above 0 (read by queues declared with x-max-priority, as on RabbitMQ).
 Any name that starts with a dot (a file being written, a claim) is no message.
 """
 
@@ -12,10 +14,40 @@ import uuid
 from .folders import MAX_FILE_BYTES, DamagedFile
 
 SUFFIX = "msg"
+MAX_PRIORITY = 255  # RabbitMQ's highest x-max-priority
+# RabbitMQ hands a message to a consumer that waits for it before its TTL counts:
+# Celery's `expires` in the past (an expiration of 0) still reaches an idle worker,
+# which revokes the task. A waiting consumer here sees a new file within POLL (0.1 s)
+# without inotify, at once with it; the TTL counts after this grace.
+TTL_GRACE_MS = 250
 
 
-def new_name(queue):
-    return f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.{SUFFIX}"
+def new_name(queue, priority=None):
+    """The name of a new message file; `priority` as sent (None: none)."""
+    priority = priority_number(priority)
+    mark = f"_p{priority:03d}" if priority else ""
+    return f"{time.time_ns():020d}_{uuid.uuid4().hex}{mark}.{queue}.{SUFFIX}"
+
+
+def priority_number(priority):
+    """A message's priority as RabbitMQ reads it: an integer from 0 to 255."""
+    if isinstance(priority, bool) or not isinstance(priority, int | float):
+        return 0
+    return max(0, min(int(priority), MAX_PRIORITY))
+
+
+def priority_of(name):
+    """The priority a message file's name holds (0 for none)."""
+    head, _, mark = name.partition(".")[0].rpartition("_p")
+    return int(mark) if head and len(mark) == 3 and mark.isdigit() else 0
+
+
+def order(max_priority):
+    """The sort key of a queue's message names: first in, first out, and with an
+    x-max-priority, higher priorities first (above the maximum: as the maximum)."""
+    if not max_priority:
+        return None
+    return lambda name: (-min(priority_of(name), max_priority), name)
 
 
 def queue_of(name):
@@ -80,7 +112,7 @@ def expired(message, name, queue_ttl=None):
     revoke, and every broadcast without reply)."""
     ttl = [queue_ttl, message["properties"].get("expiration")]  # expiration: a string
     ttl = [float(t) for t in ttl if milliseconds(t, text=True) is not None]
-    if ttl and age_ms(name) > min(ttl):
+    if ttl and age_ms(name) > min(ttl) + TTL_GRACE_MS:
         return True
     exchange = message["properties"]["delivery_info"]["exchange"]
     expires = (message.get("headers") or {}).get("expires")

@@ -3,8 +3,10 @@ when it expires.
 
 Each queue's consumers and arguments are kept in control/<queue>.queue:
 {"consumers": [[host, pid, consumer tag], ...], "arguments": {"x-expires": ms,
-"x-message-ttl": ms}}; the file's time is when the queue was last used. So
-queue_declare answers with the number of live consumers (make demo asks it), an
+"x-message-ttl": ms, "x-max-priority": n}, "declared": true}; the file's time is
+when the queue was last used. So queue_declare answers with the number of live
+consumers (make demo asks it), a declaration with other arguments than the queue's
+fails as on RabbitMQ (PRECONDITION_FAILED), an
 auto-delete queue goes with its last consumer, a queue declared with x-expires goes
 (bindings, messages and all) once no consumer has used it for that long, and a
 message older than x-message-ttl is never delivered: what Celery declares its
@@ -17,15 +19,18 @@ import os
 import time
 from urllib.parse import quote, unquote
 
+from amqp.exceptions import PreconditionFailed
+
 from . import claims, control, messages
 from .folders import DamagedFile
 
 logger = logging.getLogger(__name__)
-ARGUMENTS = ("x-expires", "x-message-ttl")  # honoured, as RabbitMQ does, in ms
+# Honoured as RabbitMQ does: the first two in ms, the priorities from 0 to the third.
+ARGUMENTS = ("x-expires", "x-message-ttl", "x-max-priority")
 
 
 def arguments_of(declared):
-    """The arguments of a declaration that are honoured here, as numbers of ms."""
+    """The arguments of a declaration that are honoured here, as numbers."""
     return {
         key: messages.milliseconds(value)
         for key, value in (declared or {}).items()
@@ -59,11 +64,15 @@ class Queues:
             ):
                 raise DamagedFile("not {consumers: [[host, pid, tag], ...]}")
             if not isinstance(arguments, dict) or arguments_of(arguments) != arguments:
-                raise DamagedFile(f"arguments other than {', '.join(ARGUMENTS)} in ms")
+                raise DamagedFile(f"arguments other than numbers for {', '.join(ARGUMENTS)}")
+            declared = info.get("declared", bool(arguments))
+            if not isinstance(declared, bool):
+                raise DamagedFile("declared is not true or false")
             live = [c for c in consumers if c[0] != claims.HOST or claims.alive(c[1])]
-            return {"consumers": live, "arguments": arguments}
+            return {"consumers": live, "arguments": arguments, "declared": declared}
 
-        return control.read(file, check, lambda: {"consumers": [], "arguments": {}})
+        empty = {"consumers": [], "arguments": {}, "declared": False}
+        return control.read(file, check, lambda: dict(empty))
 
     def change(self, queue, change):
         control.change(self.file(queue), self.read, change, self.lock)
@@ -71,6 +80,15 @@ class Queues:
     def consumers(self, queue):
         """The live consumers of `queue`, in every process on the data folder."""
         return self.read(self.file(queue))["consumers"]
+
+    def live_pids(self):
+        """The processes on this machine that consume from a queue of the folder."""
+        try:
+            files = [n for n in os.listdir(self.folder) if n.endswith(".queue")]
+        except FileNotFoundError:
+            return []
+        consumers = (c for f in files for c in self.read(self.folder / f)["consumers"])
+        return sorted({pid for host, pid, _ in consumers if host == claims.HOST})
 
     def add_consumer(self, queue, tag):
         me = [claims.HOST, os.getpid(), tag]
@@ -83,14 +101,32 @@ class Queues:
 
         def change(info):
             left.extend(c for c in info["consumers"] if c != me)
-            return {**info, "consumers": left} if left or info["arguments"] else None
+            return {**info, "consumers": left} if left or info["declared"] else None
 
         self.change(queue, change)
         return left
 
+    def check(self, queue, arguments):
+        """Raise amqp's PreconditionFailed, as RabbitMQ does, when `queue` was declared
+        with other arguments than these."""
+        info = self.read(self.file(queue))
+        if not info["declared"]:
+            return
+        for key in ARGUMENTS:
+            now, kept = arguments.get(key), info["arguments"].get(key)
+            if now != kept:
+                raise PreconditionFailed(
+                    f"PRECONDITION_FAILED - inequivalent arg {key!r} for queue {queue!r}: "
+                    f"received {'none' if now is None else now} but current is "
+                    f"{'none' if kept is None else kept} (as on RabbitMQ); declare it as "
+                    f"before, or delete the queue and its messages first "
+                    f"(celery amqp queue.delete {queue})",
+                    (50, 10),  # Queue.declare
+                )
+
     def declare(self, queue, arguments):
         """Keep the arguments of a (re)declaration; it counts as a use."""
-        self.change(queue, lambda info: {**info, "arguments": arguments})
+        self.change(queue, lambda info: {**info, "arguments": arguments, "declared": True})
         _touch(self.file(queue))
 
     def delete(self, queue):

@@ -3,8 +3,8 @@
 Kombu's hooks only: the work is done by messages.py (file names and contents),
 claims.py (taking and giving back messages), listing.py (which files wait in which
 queue), bindings.py and queues.py (the control folder), notify.py (waking up).
-Direct, topic and fanout exchanges, x-message-ttl, x-expires, expiration, consumer
-counts, auto-delete, Celery's event loop; no priorities. Transport options:
+Direct, topic and fanout exchanges, x-message-ttl, x-expires, x-max-priority,
+expiration, consumer counts, auto-delete, Celery's event loop. Transport options:
 ``data_folder_in`` = ``data_folder_out`` (the queue folder), ``control_folder``,
 ``quarantine_folder``, ``processed_folder`` with ``store_processed`` (keep
 acknowledged files, as kombu's), ``polling_interval`` (without inotify, 0.1 s).
@@ -58,8 +58,15 @@ class Channel(virtual.Channel):
 
     # Messages --------------------------------------------------------------
 
+    def prepare_message(self, body, priority=None, *args, **kwargs):
+        message = super().prepare_message(body, priority, *args, **kwargs)
+        if priority is None:  # none, as on RabbitMQ (kombu's virtual transports say 0)
+            message["properties"].pop("priority", None)
+        return message
+
     def _put(self, queue, payload, **kwargs):
-        name, folder = messages.new_name(queue), self.folder_out
+        priority = payload["properties"].get("priority")
+        name, folder = messages.new_name(queue, priority), self.folder_out
         data = messages.encode(payload)
         write_private_file(os.path.join(folder, name), data, os.path.join(folder, f".{name}.tmp"))
 
@@ -176,11 +183,14 @@ class Channel(virtual.Channel):
             self._auto_delete.add(queue)
         declared = super().queue_declare(queue, passive, **kwargs)
         arguments = arguments_of(kwargs.get("arguments"))
-        if arguments and not passive:  # (re)declared: used now
+        if not passive:  # (re)declared: used now
+            self.queues.check(declared.queue, arguments)
             write = partial(self.queues.declare, declared.queue, arguments)
             self.later.write(("arguments", declared.queue), f"Arguments of {queue}", write)
         if "x-message-ttl" in arguments:
             self.connection.message_ttl[declared.queue] = arguments["x-message-ttl"]
+        if arguments.get("x-max-priority"):
+            self.connection.listing.priorities[declared.queue] = arguments["x-max-priority"]
         return declared._replace(consumer_count=len(self.queues.consumers(declared.queue)))
 
     def queue_delete(self, queue, if_unused=False, if_empty=False, **kwargs):
@@ -311,7 +321,13 @@ class Transport(virtual.Transport):
         channel: in the order they were sent, as one broker connection delivers them.
         Kombu's own cycle takes queues in turn, which could run a task before the
         revoke sent just before it (the worker's remote control has a channel of its own)."""
-        if self.channels and not self.listing.waiting(self._callbacks) and self.listing.due():
+        if self.wakeups is not None and self.wakeups.inotify:
+            # What arrived meanwhile may go first: a higher priority, a revoke.
+            self.listing.arrived(self.wakeups.inotify.read(), self._callbacks)
+        # A priority queue is listed whenever due, backlog or not: a higher priority
+        # may have come behind it (without inotify, nothing names it).
+        idle = self.listing.priorities or not self.listing.waiting(self._callbacks)
+        if self.channels and idle and self.listing.due():
             self.listing.list(self._callbacks, self.channels[0].claims.take_back)
         consumers = [
             (self.listing.head(queue), channel, queue)

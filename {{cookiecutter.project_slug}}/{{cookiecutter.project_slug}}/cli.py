@@ -25,7 +25,19 @@ def check(env):
         files = [p for p in settings.data_dir(env).rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files if p.exists())
         print(f"{'data:':9}{settings.data_dir(env)} ({len(files)} files, {size / 1024:.1f} KiB)")
+    if not any(why for _, _, why in found):
+        expires = app.backend.expires  # seconds
+        kept = f"each for {expires / 3600:g} h" if expires else "for ever"
+        print(f"{'results:':9}{results_kept()} kept, {kept} (result_expires in settings.py)")
     return 1 if any(why for _, _, why in found) else 0
+
+
+def results_kept():
+    """How many task results the backend holds (Redis: its celery-task-meta-* keys)."""
+    backend = app.backend
+    if hasattr(backend, "kept"):  # celery_devfs
+        return backend.kept()
+    return sum(1 for _ in backend.client.scan_iter(match=b"celery-task-meta-*", count=1000))
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """backend.py in-process: chords counted in a locked file (group headers, nested
 chords, large headers), and get_many, the native join, with and without inotify."""
 
+import os
 import threading
 import time
 
@@ -8,6 +9,7 @@ import celery_devfs
 import pytest
 from celery import Celery, chain, chord, group
 from celery.contrib.testing.worker import start_worker
+from celery_devfs.backend import expire_results
 from celery_devfs.notify import Inotify
 
 
@@ -80,3 +82,26 @@ def test_get_many_times_out_on_a_result_that_never_comes(app):
 
     with pytest.raises(CeleryTimeoutError):
         list(app.backend.get_many(["never"], timeout=0.3))
+
+
+def test_a_worker_deletes_expired_results_without_beat(tmp_path):
+    """As Redis drops a key at its TTL: a worker looks every min(30 s, result_expires)
+    (a real worker: the template's tests/test_parity.py)."""
+    app = Celery("expiry_tests", set_as_current=False)
+    app.conf.update(celery_devfs.celery_settings(tmp_path / "data"), result_expires=1)
+    app.backend.store_result("old", 1, "SUCCESS")
+    app.backend.store_result("new", 2, "SUCCESS")
+    assert app.backend.kept() == 2
+    looks = []
+
+    class Consumer:  # what Celery's worker_ready sends: the consumer, with its timer
+        timer = type("Timer", (), {"call_repeatedly": lambda self, *a: looks.append(a)})()
+
+    Consumer.app = app
+    expire_results(Consumer())
+    ((every, look),) = looks
+    assert every == 1
+    old = tmp_path / "data" / "results" / "celery-task-meta-old"
+    os.utime(old, (time.time() - 2, time.time() - 2))
+    look()
+    assert app.backend.kept() == 1 and not old.exists()

@@ -120,3 +120,18 @@ def test_the_backend_without_a_path_is_improperly_configured():
     for url in ("devfs://", None):
         with pytest.raises(ImproperlyConfigured, match="configure a path for the devfs"):
             Backend(app=Celery(), url=url)
+
+
+def test_removing_is_refused_while_a_process_consumes_from_the_folder(tmp_path):
+    """A worker whose folders went would run tasks on, deaf to remote control."""
+    from kombu import Connection, Queue
+
+    data = tmp_path / "data"
+    options = celery_devfs.celery_settings(data)["broker_transport_options"]
+    with Connection("devfs://", transport_options=options) as connection:
+        with connection.Consumer([Queue("q")], callbacks=[print]):
+            with pytest.raises(celery_devfs.DataFolderError, match=f"process {os.getpid()} "):
+                celery_devfs.remove_data_folders(data)
+            assert sorted(p.name for p in data.iterdir() if p.is_dir()) == sorted(DATA_FOLDERS)
+    assert celery_devfs.remove_data_folders(data) == []  # its consumer gone
+    assert not data.exists()

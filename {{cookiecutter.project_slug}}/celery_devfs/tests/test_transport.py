@@ -1,5 +1,6 @@
 """The transport in-process, as kombu tests its own: a Connection, no worker."""
 
+import json
 import os
 import stat
 import subprocess
@@ -8,6 +9,8 @@ import time
 
 import celery_devfs
 import pytest
+from amqp.exceptions import PreconditionFailed
+from celery_devfs import messages
 from celery_devfs.claims import HOST
 from celery_devfs.listing import Listing
 from celery_devfs.notify import Inotify
@@ -149,6 +152,55 @@ def test_messages_of_several_queues_and_channels_arrive_in_the_order_sent(
     assert received == list(range(30))
 
 
+@pytest.mark.parametrize("notifications", ["inotify", "polling"])
+def test_a_queue_with_x_max_priority_delivers_higher_priorities_first(
+    notifications, connection, monkeypatch
+):
+    """As on RabbitMQ: from 0 to the queue's maximum (above it: as the maximum),
+    first in, first out within a priority; a queue without it ignores priorities."""
+    if notifications == "polling":
+        monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
+    received = []
+
+    def take(body, message):
+        received.append((body["queue"], body["n"], message.properties.get("priority")))
+        message.ack()
+
+    queues = [Queue("pq", max_priority=10), Queue("plain")]
+    sent = [(1, 1), (2, None), (3, 1), (4, 9), (5, 200), (6, 9), (7, 0)]
+    with Connection("devfs://", transport_options=connection.transport_options) as sender:
+        producer = sender.Producer()
+        channel = connection.channel()  # prefetch 1: the rest waits in the folder
+        channel.basic_qos(0, 1, False)
+        with connection.Consumer(queues, channel=channel, callbacks=[take]):
+            for queue in ("pq", "plain"):
+                for n, priority in sent:
+                    producer.publish({"queue": queue, "n": n}, routing_key=queue, priority=priority)
+            connection.drain_events(timeout=2)  # pq's highest: 5 (200, as 10)
+            producer.publish({"queue": "pq", "n": 8}, routing_key="pq", priority=10)
+            time.sleep(0.3)  # while 5 runs: seen by then, with inotify or polling
+            while len(received) < 2 * len(sent) + 1:
+                connection.drain_events(timeout=2)
+    by_queue = {q: [(n, p) for queue, n, p in received if queue == q] for q in ("pq", "plain")}
+    # 8 came behind a backlog, and goes before all of it but 5 (its priority, earlier).
+    assert [n for n, _ in by_queue["pq"]] == [5, 8, 4, 6, 1, 3, 2, 7]
+    assert [n for n, _ in by_queue["plain"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert dict(by_queue["plain"])[2] is None  # sent without one: none, not 0
+
+
+def test_declaring_a_queue_again_with_other_arguments_fails_as_on_rabbitmq(connection):
+    channel = connection.default_channel
+    Queue("jobs")(channel).declare()
+    Queue("jobs")(channel).declare()  # the same: fine
+    with pytest.raises(PreconditionFailed, match="inequivalent arg 'x-max-priority'"):
+        Queue("jobs", max_priority=10)(channel).declare()
+    Queue("ranked", max_priority=10)(channel).declare()
+    with pytest.raises(PreconditionFailed, match="received none but current is 10"):
+        Queue("ranked")(channel).declare()
+    Queue("ranked")(channel).delete()
+    Queue("ranked")(channel).declare()  # deleted: declared anew
+
+
 def test_purge(connection, tmp_path):
     queue = connection.SimpleQueue("q")
     for n in range(3):
@@ -189,7 +241,9 @@ def test_queue_declare_counts_the_consumers_of_every_process(connection, tmp_pat
         assert consumer_count(connection, "q") == 0
         consumer.consume()
     assert consumer_count(connection, "q") == 0  # gone with its connection
-    assert sorted(p.name for p in (tmp_path / "data" / "control").glob("*.queue")) == []
+    # The queue stays, declared, as on RabbitMQ; with no consumer left in its record.
+    (record,) = (tmp_path / "data" / "control").glob("*.queue")
+    assert json.loads(record.read_text())["consumers"] == []
 
 
 # A consumer in another process, killed by the test: it cannot say it left.
@@ -240,7 +294,7 @@ def test_a_message_older_than_its_queues_ttl_is_never_delivered(connection, tmp_
     queue = Queue("q", message_ttl=0.2)  # x-message-ttl: 200 ms
     producer = connection.Producer()
     producer.publish({"n": 1}, routing_key="q", declare=[queue])
-    time.sleep(0.3)
+    time.sleep(0.2 + messages.TTL_GRACE_MS / 1000 + 0.1)
     producer.publish({"n": 2}, routing_key="q")
     message = queue(connection.default_channel).get()
     assert message.payload == {"n": 2}
@@ -252,7 +306,7 @@ def test_a_message_past_its_own_expiration_is_never_delivered(connection):
     producer = connection.Producer()
     producer.publish({"n": 1}, routing_key="q", declare=[Queue("q")], expiration=0.1)
     producer.publish({"n": 2}, routing_key="q", expiration=60)
-    time.sleep(0.2)
+    time.sleep(0.1 + messages.TTL_GRACE_MS / 1000 + 0.1)
     message = connection.default_channel.basic_get("q")
     assert connection.default_channel.message_to_python(message).payload == {"n": 2}
 
