@@ -34,6 +34,16 @@ def test_defaults_render_completely(baked):
     assert_fully_rendered(baked)
 
 
+def test_the_newcomer_path_stays_short(baked):
+    """What a newcomer reads first: the README in at most 800 words, the package (the
+    user's code and its settings) in at most 300 non-blank lines."""
+    words = len((baked / "README.md").read_text().split())
+    package = list((baked / baked.name).rglob("*.py"))
+    lines = sum(1 for p in package for line in p.read_text().splitlines() if line.strip())
+    print(f"README: {words} words; {baked.name}/: {lines} non-blank lines")
+    assert words <= 800 and lines <= 300
+
+
 def test_hostile_answers_stay_data(cookies):
     result = cookies.bake(extra_context=HOSTILE)
     assert result.exit_code == 0, result.exception

@@ -1,0 +1,260 @@
+"""Development behaves as production in a user's first week: each test runs the same
+code against celery_devfs and against RabbitMQ + Redis, and expects the same outcome."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import run, start_in
+
+pytestmark = pytest.mark.slow
+ENVIRONMENTS = ["development", "production"]
+
+# What a user tries in the first week, added to the rendered project's tasks.py.
+TASKS = """
+
+import time
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+
+@shared_task(soft_time_limit=1)
+def soft_limited():
+    try:
+        time.sleep(3)
+    except SoftTimeLimitExceeded:
+        return "soft caught"
+    return "not interrupted"
+
+
+@shared_task(time_limit=2)  # and no soft limit: the project's runaway limits stay out
+def hard_limited():
+    time.sleep(5)
+
+
+@shared_task
+def sleeper(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@shared_task
+def started(n):
+    return [n, time.time()]
+
+
+@shared_task(bind=True)
+def own_priority(self):
+    return self.request.delivery_info.get("priority")
+"""
+
+# The client's side of each test: prints what it saw, as JSON.
+CLIENT = """
+import datetime, json, sys, time
+from celery import states
+from celery.exceptions import TaskRevokedError, TimeLimitExceeded
+from kombu import Queue
+
+from parity.celery import app
+from parity.tasks import hard_limited, own_priority, sleeper, soft_limited, started, tsum
+
+mode = sys.argv[1]
+if mode in ("priority-worker", "priority-client", "priority-purge"):
+    app.conf.task_queue_max_priority = 10
+    app.conf.task_default_queue = "parity-priority"
+if mode in ("expiry-worker", "expiry-client"):
+    app.conf.result_expires = 5
+    app.conf.task_default_queue = "parity-expiry"
+
+
+def wait_started(result):
+    deadline = time.monotonic() + 30
+    while result.state != states.STARTED:
+        assert time.monotonic() < deadline, "never started"
+        time.sleep(0.05)
+
+
+def outcome(result):
+    try:
+        return result.get(timeout=30)
+    except (TaskRevokedError, TimeLimitExceeded) as exc:
+        return [type(exc).__name__, result.state]
+
+
+seen = {}
+if mode == "limits":
+    seen["soft"] = soft_limited.delay().get(timeout=30)
+    seen["hard"] = outcome(hard_limited.delay())
+    seen["priority when sent without"] = own_priority.delay().get(timeout=30)
+    running = sleeper.delay(60)
+    wait_started(running)
+    asked = time.monotonic()
+    running.revoke(terminate=True)
+    seen["terminated"] = outcome(running)
+    seen["terminated within 10 s"] = time.monotonic() - asked < 10
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
+    seen["expired"] = outcome(tsum.apply_async(([1, 2],), expires=past))
+elif mode == "priority-purge":
+    with app.connection_for_write() as connection:
+        app.amqp.queues["parity-priority"].bind(connection.default_channel).declare()
+    app.control.purge()
+elif mode == "priority-client":
+    busy = sleeper.delay(2)
+    wait_started(busy)
+    results = [started.apply_async((n,), priority=1) for n in range(20)]
+    results.append(started.apply_async((99,), priority=9))
+    runs = sorted((r.get(timeout=60) for r in results), key=lambda run: run[1])
+    seen["order"] = [n for n, _ in runs]
+elif mode == "expiry-client":
+    result = tsum.delay([1, 2])
+    seen["result"] = result.get(timeout=30)
+    stored = time.monotonic()
+    while app.backend.get_task_meta(result.id, cache=False)["status"] != states.PENDING:
+        time.sleep(0.5)
+        if time.monotonic() - stored > 120:
+            break
+    seen["gone after"] = round(time.monotonic() - stored)
+elif mode == "kombu":
+    with app.connection_for_write() as connection:
+        channel = connection.channel()
+        queue = Queue("parity-kombu", auto_delete=True)(channel)
+        queue.declare()
+        queue.purge()
+        seen["priorities"] = []
+        for priority in (None, 0, 3):  # kombu's Producer.publish says 0 by default
+            connection.Producer(channel).publish({}, routing_key="parity-kombu", priority=priority)
+            while (message := queue.get(no_ack=True)) is None:
+                time.sleep(0.05)
+            seen["priorities"].append(message.properties.get("priority"))
+        try:
+            Queue("parity-kombu", auto_delete=True, max_priority=5)(channel).declare()
+        except Exception as exc:
+            said = "inequivalent arg 'x-max-priority'" in str(exc)
+            seen["redeclared"] = [type(exc).__name__, said]
+elif mode.endswith("-worker"):
+    app.worker_main(["worker", "-c", "1", "-l", "INFO", "--without-mingle", "--without-gossip"])
+print(json.dumps(seen))
+"""
+
+
+@pytest.fixture(scope="module")
+def project(cookies_session):
+    result = cookies_session.bake(extra_context={"project_name": "Parity"})
+    assert result.exit_code == 0, result.exception
+    path = result.project_path
+    tasks = path / "parity" / "tasks.py"
+    tasks.write_text(tasks.read_text() + TASKS)
+    (path / "client.py").write_text(CLIENT)
+    run(["make", "install"], path)
+    return path
+
+
+def environment(project, name):
+    env = {"CELERY_ENV": name}
+    if name == "production":
+        done = run(["make", "check"], project, check=False, **env)
+        if done.returncode != 0:
+            if os.environ.get("CI") == "true":
+                pytest.fail(done.stdout + done.stderr)
+            pytest.skip("RabbitMQ or Redis does not answer: .ci/services start")
+    return env
+
+
+def client(project, mode, **env):
+    done = run([project / ".venv/bin/python", "client.py", mode], project, **env)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def stop(process):
+    """Ctrl-C, as a user would; returns all it printed."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.communicate()[0]
+
+
+def started_worker(project, command, **env):
+    """A worker started with `command`, once it serves tasks."""
+    worker = start_in(project, command, **env)
+    deadline = time.monotonic() + 60
+    while True:
+        ping = [project / ".venv/bin/python", "-c", "from parity.celery import app; "
+                "import sys; sys.exit(not app.control.ping(timeout=0.5))"]  # fmt: skip
+        if run(ping, project, check=False, **env).returncode == 0:
+            return worker
+        if worker.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the worker did not start:\n{stop(worker)}")
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_make_worker_applies_time_limits_terminates_and_revokes_expired_tasks(project, name):
+    env = environment(project, name)
+    worker = started_worker(project, ["make", "worker"], **env)
+    try:
+        seen = client(project, "limits", **env)
+    finally:
+        output = stop(worker)
+    assert seen == {
+        "soft": "soft caught",
+        "hard": ["TimeLimitExceeded", "FAILURE"],
+        "priority when sent without": 0,  # kombu's publish says 0 when Celery gives none
+        "terminated": ["TaskRevokedError", "REVOKED"],
+        "terminated within 10 s": True,
+        "expired": ["TaskRevokedError", "REVOKED"],
+    }, output
+    assert "Discarding revoked task" in output
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_a_queue_with_a_max_priority_runs_the_highest_priority_first(project, name):
+    env = environment(project, name)
+    client(project, "priority-purge", **env)
+    worker = started_worker(project, [".venv/bin/python", "client.py", "priority-worker"], **env)
+    try:
+        seen = client(project, "priority-client", **env)
+    finally:
+        output = stop(worker)
+    assert seen["order"] == [99, *range(20)], output
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_results_expire_without_beat(project, name):
+    env = environment(project, name)
+    worker = started_worker(project, [".venv/bin/python", "client.py", "expiry-worker"], **env)
+    try:
+        seen = client(project, "expiry-client", **env)
+    finally:
+        output = stop(worker)
+    print(f"{name}: a result kept for 5 s was gone after {seen['gone after']} s")
+    assert seen["result"] == 3
+    assert 4 <= seen["gone after"] <= 5 + 60, output  # Redis: at its TTL; files: a look later
+
+
+@pytest.mark.parametrize("name", ENVIRONMENTS)
+def test_no_priority_reads_as_none_and_other_queue_arguments_fail(project, name):
+    env = environment(project, name)
+    assert client(project, "kombu", **env) == {
+        "priorities": [None, 0, 3],
+        "redeclared": ["PreconditionFailed", True],
+    }
+
+
+def test_make_clean_refuses_while_a_worker_runs_and_the_worker_goes_on(project):
+    worker = started_worker(project, ["make", "worker"])
+    try:
+        done = run(["make", "clean"], project, check=False)
+        assert done.returncode != 0
+        assert "is in use by process" in done.stdout + done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        assert "OK" in run(["make", "status"], project).stdout  # still answers
+        assert client(project, "kombu")["priorities"] == [None, 0, 3]  # still works
+    finally:
+        output = stop(worker)
+    assert run(["make", "clean"], project).returncode == 0, output
+    assert not (project / ".celery").exists()
