@@ -1,6 +1,7 @@
 """Shared helpers: render the template, and run commands in the rendered project."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,6 +52,16 @@ def start_in(project, command, **env):
         text=True,
         start_new_session=True,
     )
+
+
+def stop_in(process):
+    """Ctrl-C to a process of start_in, as a user would; returns all it printed."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        return process.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        return process.communicate()[0]
 
 
 def run_generated_checks(project, *pytest_args):

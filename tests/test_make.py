@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
-from conftest import BIN, clean_env, free_port, run, start_in
+from conftest import BIN, clean_env, free_port, run, start_in, stop_in
 
 pytestmark = pytest.mark.slow
 # Debian's chromium and chromium-driver (.ci/run installs them); flags as for root
@@ -157,16 +157,6 @@ def start_make(project, target, **env):
     return start_in(project, ["make", target], **env)
 
 
-def stop_make(process):
-    """Ctrl-C, as a user would; returns all it printed."""
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        return process.communicate(timeout=30)[0]
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        return process.communicate()[0]
-
-
 def tsum(project, numbers):
     code = f"from make_me.tasks import tsum; print(tsum.delay({numbers}).get(timeout=30))"
     return run([project / ".venv/bin/python", "-c", code], project).stdout.strip()
@@ -205,7 +195,7 @@ def test_worker_reloads_on_code_changes_but_not_on_data(project):
         time.sleep(3)
         assert tsum(project, [1, 2]) == "103"
     finally:
-        output = stop_make(worker)  # first: restoring tasks.py would reload it once more
+        output = stop_in(worker)  # first: restoring tasks.py would reload it once more
         tasks.write_text(source)
         (project / ".celery" / "scratch.py").unlink(missing_ok=True)  # not the project's
     assert output.count(" ready.") == 2, output  # started, then reloaded once
@@ -219,7 +209,7 @@ def test_beat_keeps_its_files_in_the_data_folder_owner_only(project):
         for path in project.glob(".celery/beat*"):
             assert path.stat().st_mode & 0o077 == 0, f"{path} is not owner-only"
     finally:
-        output = stop_make(beat)
+        output = stop_in(beat)
     assert "beat: Starting..." in output
     assert not (project / ".celery" / "beat.pid").exists()  # removed at exit
 
@@ -374,7 +364,7 @@ def test_flower_shows_the_worker_and_its_tasks_behind_its_login(project, environ
             print(f"event files after the kill: {left}, after the expiry: 0")
             assert event_files(project) == [] and monitors(project) == []
     finally:
-        stop_make(worker)
+        stop_in(worker)
 
 
 def test_clean_refuses_a_data_dir_that_is_not_ours_and_deletes_nothing(project):

@@ -3,13 +3,11 @@ code against celery_devfs and against RabbitMQ + Redis, and expects the same out
 
 import json
 import os
-import signal
-import subprocess
 import time
 
 import pytest
 
-from conftest import run, start_in
+from conftest import run, start_in, stop_in
 
 pytestmark = pytest.mark.slow
 ENVIRONMENTS = ["development", "production"]
@@ -169,16 +167,6 @@ def client(project, mode, **env):
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def stop(process):
-    """Ctrl-C, as a user would; returns all it printed."""
-    os.killpg(process.pid, signal.SIGINT)
-    try:
-        return process.communicate(timeout=30)[0]
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        return process.communicate()[0]
-
-
 def started_worker(project, command, **env):
     """A worker started with `command`, once it serves tasks."""
     worker = start_in(project, command, **env)
@@ -189,7 +177,7 @@ def started_worker(project, command, **env):
         if run(ping, project, check=False, **env).returncode == 0:
             return worker
         if worker.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the worker did not start:\n{stop(worker)}")
+            pytest.fail(f"the worker did not start:\n{stop_in(worker)}")
 
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
@@ -199,7 +187,7 @@ def test_make_worker_applies_time_limits_terminates_and_revokes_expired_tasks(pr
     try:
         seen = client(project, "limits", **env)
     finally:
-        output = stop(worker)
+        output = stop_in(worker)
     assert seen == {
         "soft": "soft caught",
         "hard": ["TimeLimitExceeded", "FAILURE"],
@@ -219,7 +207,7 @@ def test_a_queue_with_a_max_priority_runs_the_highest_priority_first(project, na
     try:
         seen = client(project, "priority-client", **env)
     finally:
-        output = stop(worker)
+        output = stop_in(worker)
     assert seen["order"] == [99, *range(20)], output
 
 
@@ -230,7 +218,7 @@ def test_results_expire_without_beat(project, name):
     try:
         seen = client(project, "expiry-client", **env)
     finally:
-        output = stop(worker)
+        output = stop_in(worker)
     print(f"{name}: a result kept for 5 s was gone after {seen['gone after']} s")
     assert seen["result"] == 3
     assert 4 <= seen["gone after"] <= 5 + 60, output  # Redis: at its TTL; files: a look later
@@ -255,6 +243,6 @@ def test_make_clean_refuses_while_a_worker_runs_and_the_worker_goes_on(project):
         assert "OK" in run(["make", "status"], project).stdout  # still answers
         assert client(project, "kombu")["priorities"] == [None, 0, 3]  # still works
     finally:
-        output = stop(worker)
+        output = stop_in(worker)
     assert run(["make", "clean"], project).returncode == 0, output
     assert not (project / ".celery").exists()
