@@ -38,9 +38,8 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from . import space
+from . import notify, space
 from .folders import DamagedFile, read_regular_file, write_private_file
-from .notify import Inotify
 
 logger = logging.getLogger(__name__)
 POLL = 0.005  # seconds between looks while waiting for results, without inotify
@@ -120,7 +119,9 @@ class Backend(KeyValueStoreBackend):
 
     def set(self, key, value):
         temporary = os.path.join(self.path, f".tmp-{uuid.uuid4().hex}".encode())
-        write_private_file(self._filename(key), ensure_bytes(value), temporary)
+        path = self._filename(key)
+        write_private_file(path, ensure_bytes(value), temporary)
+        notify.ring(self.path, os.path.basename(path))  # the waiters without inotify
 
     def get(self, key):
         try:
@@ -209,7 +210,7 @@ class Backend(KeyValueStoreBackend):
     def _results_watch(self):
         """One inotify watch on the results folder per process (closing one costs ms)."""
         if getattr(self, "_watch_pid", None) != os.getpid():
-            self._watch = Inotify.watching(self.path)
+            self._watch = notify.watching(self.path)
             self._watch_pid = os.getpid()
         return self._watch
 
@@ -226,7 +227,7 @@ class Backend(KeyValueStoreBackend):
     ):
         """Celery's, but a result is read when its file arrives (inotify), not every
         file at every interval."""
-        watch = Inotify.watching(self.path)  # its own: the names it reports are ours to take
+        watch = notify.watching(self.path)  # its own: the names it reports are ours to take
         if not watch:
             yield from super().get_many(
                 task_ids, timeout, min(interval, POLL), no_ack, on_message, on_interval,

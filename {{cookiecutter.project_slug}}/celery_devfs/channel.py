@@ -11,7 +11,7 @@ from pathlib import Path
 from kombu.transport import virtual
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
-from . import messages
+from . import messages, notify
 from .bindings import Bindings
 from .claims import Claims
 from .control import Later
@@ -56,6 +56,7 @@ class Channel(virtual.Channel):
         name, folder = messages.new_name(queue, priority), self.folder_out
         data = messages.encode(payload)
         write_private_file(os.path.join(folder, name), data, os.path.join(folder, f".{name}.tmp"))
+        notify.ring(folder, name)  # the consumers without inotify
 
     def _put_fanout(self, exchange, payload, routing_key, **kwargs):
         for row in self.get_table(exchange):

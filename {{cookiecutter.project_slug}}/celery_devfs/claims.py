@@ -14,7 +14,7 @@ import os
 import socket
 import uuid
 
-from . import messages
+from . import messages, notify
 from .folders import make_folder, read_regular_file, write_private_file
 
 logger = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ class Claims:
             except OSError as exc:  # a full disk: back all the same, a rename needs no room
                 logger.warning("Message %s put back not marked redelivered: %s", name, exc)
         os.rename(claimed, os.path.join(self.folder, name))
+        notify.ring(self.folder, name)
 
     def take_back(self, claimed):
         """The message name, once a message claimed by a dead process of this machine

@@ -1,15 +1,18 @@
 """Waking up: when a file arrives in a folder (inotify on Linux, through ctypes: no
-dependency), when an acknowledgement frees a prefetch place, or when the worker
-starts to stop."""
+dependency; a doorbell elsewhere), when an acknowledgement frees a prefetch place,
+or when the worker starts to stop."""
 
 import ctypes
 import ctypes.util
+import errno
 import functools
 import os
 import select
 import signal
+import stat
 import struct
 import threading
+import uuid
 
 
 def drain(fd):
@@ -137,25 +140,134 @@ class Inotify:
         os.close(self.fd)
 
 
+class Doorbell:
+    """Where there is no inotify (macOS, the BSDs, a WSL folder without it): a FIFO per
+    waiting process in the folder's .doorbells/, into which each process that writes
+    a file there (ring()) writes the file's name. Readable, and read, as Inotify is;
+    POSIX only (os.mkfifo), so no polling interval between a file and its reader."""
+
+    FOLDER = ".doorbells"
+    # As many bytes read at once may mean a full pipe, whose writers dropped names:
+    # then look at everything (below the 4 KiB a Linux pipe may be limited to).
+    OVERFLOW = 2048
+    FLAGS = os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+    def __init__(self, path, fd, keep):
+        self.path, self.fd, self._keep = path, fd, keep
+
+    @classmethod
+    def watching(cls, folder):
+        """A Doorbell of this process on the folder, or None where FIFOs cannot be
+        made (Windows, some network or Windows-mounted folders): then poll."""
+        bells = os.path.join(os.fsdecode(folder), cls.FOLDER)
+        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        temporary, path = os.path.join(bells, f".{name}"), os.path.join(bells, name)
+        fds = []
+        try:
+            try:
+                os.mkdir(bells, 0o700)
+            except FileExistsError:
+                pass
+            if not stat.S_ISDIR(os.lstat(bells).st_mode):  # a symlink, a file: not ours
+                return None
+            os.mkfifo(temporary, 0o600)
+            fds.append(os.open(temporary, os.O_RDONLY | cls.FLAGS))
+            fds.append(os.open(temporary, os.O_WRONLY | cls.FLAGS))  # so never at EOF
+            os.rename(temporary, path)  # ringable only now that it has a reader
+        except (OSError, AttributeError):  # AttributeError: no os.mkfifo
+            for fd in fds:
+                os.close(fd)
+            _unlink(temporary)
+            return None
+        return cls(path, *fds)
+
+    def wait(self, seconds):
+        """Return when a file arrives, or after `seconds`."""
+        if select.select([self.fd], [], [], seconds)[0]:
+            drain(self.fd)
+
+    def names(self, seconds):
+        """The names that arrived, after waiting up to `seconds` for one; None when
+        some may have been dropped: look at everything then."""
+        if not select.select([self.fd], [], [], seconds)[0]:
+            return set()
+        names = self.read()
+        return None if names is None else set(names)
+
+    def read(self):
+        """The names rung, in the order they were, without waiting; None when some
+        may have been dropped."""
+        data = drain(self.fd)
+        if len(data) >= self.OVERFLOW:
+            return None
+        return [os.fsdecode(name) for name in data.split(b"\n") if name]
+
+    def close(self):
+        _unlink(self.path)  # first: a FIFO without its reader is a stale one
+        os.close(self.fd)
+        os.close(self._keep)
+
+
+def ring(folder, name):
+    """Tell the processes waiting on `folder` without inotify that `name` arrived
+    there. Cheap where nobody waits so (no .doorbells/: Linux)."""
+    bells = os.path.join(os.fsdecode(folder), Doorbell.FOLDER)
+    try:
+        found = os.listdir(bells)
+    except OSError:
+        return
+    line = os.fsencode(name) + b"\n"  # under PIPE_BUF: written whole or not at all
+    for bell in found:
+        if bell.startswith("."):
+            continue  # being made
+        path = os.path.join(bells, bell)
+        try:
+            fd = os.open(path, os.O_WRONLY | Doorbell.FLAGS | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no reader: its process died without closing
+                _unlink(path)
+            continue
+        try:
+            if stat.S_ISFIFO(os.fstat(fd).st_mode):
+                os.write(fd, line)
+        except OSError:
+            pass  # full: its reader finds OVERFLOW bytes and looks at everything
+        finally:
+            os.close(fd)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def watching(folder):
+    """What tells this process that a file arrived in `folder`: inotify, else a
+    doorbell, else None (then poll)."""
+    return Inotify.watching(folder) or Doorbell.watching(folder)
+
+
 class Wakeups:
-    """What wakes a consumer: an inotify watch on the queue folder (None where there
-    is no inotify: then it polls), and a pipe written to at an acknowledgement that
-    frees a prefetch place the consumer waits for."""
+    """What wakes a consumer: a watch on the queue folder (inotify or a doorbell; None
+    where neither can be had: then it polls), and a pipe written to at an
+    acknowledgement that frees a prefetch place the consumer waits for."""
 
     def __init__(self, folder):
-        self.inotify = Inotify.watching(folder)
+        self.watch = watching(folder)
         self._acked = os.pipe()
         for fd in self._acked:
             os.set_blocking(fd, False)
         self._awaiting = False
 
     def fds(self):
-        return [self._acked[0]] + ([self.inotify.fd] if self.inotify else [])
+        return [self._acked[0]] + ([self.watch.fd] if self.watch else [])
 
     def read(self, fd):
         """The names of the files that arrived (None: the kernel dropped some), or []."""
-        if self.inotify and fd == self.inotify.fd:
-            return self.inotify.read()
+        if self.watch and fd == self.watch.fd:
+            return self.watch.read()
         drain(fd)
         return []
 

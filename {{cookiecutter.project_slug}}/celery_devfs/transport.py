@@ -63,7 +63,7 @@ class Transport(virtual.Transport):
         """Made before the first listing, so that no later file is missed."""
         if self.wakeups is None:
             self.wakeups = notify.Wakeups(self.listing.folder)
-            self.listing.interval = RELIST if self.wakeups.inotify else self.polling_interval
+            self.listing.interval = RELIST if self.wakeups.watch else self.polling_interval
         return self.wakeups
 
     # Celery's event loop (a worker) -------------------------------------------
@@ -120,9 +120,9 @@ class Transport(virtual.Transport):
         channel: in the order they were sent, as one broker connection delivers them.
         Kombu's own cycle takes queues in turn, which could run a task before the
         revoke sent just before it (the worker's remote control has a channel of its own)."""
-        if self.wakeups is not None and self.wakeups.inotify:
+        if self.wakeups is not None and self.wakeups.watch:
             # What arrived meanwhile may go first: a higher priority, a revoke.
-            self.listing.arrived(self.wakeups.inotify.read(), self._callbacks)
+            self.listing.arrived(self.wakeups.watch.read(), self._callbacks)
         # A priority queue is listed whenever due, backlog or not: a higher priority
         # may have come behind it (without inotify, nothing names it).
         idle = self.listing.priorities or not self.listing.waiting(self._callbacks)
@@ -149,7 +149,7 @@ class Transport(virtual.Transport):
         """Without inotify, list when a message is wanted and none of ours is pending;
         with some pending, at the next POLL only, so that a backlog of N messages is
         not listed N times."""
-        if not self.wakeups.inotify and not self.listing.waiting(self._callbacks):
+        if not self.wakeups.watch and not self.listing.waiting(self._callbacks):
             self.listing.again()
 
     def _unregister(self):
