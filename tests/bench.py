@@ -35,6 +35,10 @@ SETUPS = {
     # (the worker and the client switch to them: see KOMBU below).
     "kombu-filesystem": {"CELERY_ENV": "development", "BENCH_KOMBU": "1"},
     "devfs": {"CELERY_ENV": "development"},
+    # As on macOS and the BSDs (no inotify: the doorbell), and as on Windows (nothing
+    # but polling), in the worker and the client (celery_devfs.testing.watch_as).
+    "devfs-no-inotify": {"CELERY_ENV": "development", "BENCH_WATCH": "doorbell"},
+    "devfs-polling": {"CELERY_ENV": "development", "BENCH_WATCH": "polling"},
     "redis": {
         "CELERY_ENV": "production",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/1",
@@ -69,8 +73,12 @@ SETTINGS = {
     "Celery's defaults": {"task_acks_late": False, "worker_prefetch_multiplier": 4},
     "project's settings": {},  # settings.py: late acknowledgement, prefetch 1
 }
+
+
 WORKER = """
 import json, os, sys
+from celery_devfs.testing import watch_as
+watch_as(os.environ.get("BENCH_WATCH"))
 from {package} import app
 if os.environ.get("BENCH_KOMBU"):
     results = app.conf.result_backend.removeprefix("devfs://")
@@ -156,11 +164,22 @@ def measure(project, name, env, settings, quick, full):
     """Every measure of one setup with one set of delivery settings:
     {measure: [seconds or percent, ...]}. `full`: also the rows that do not depend
     on those settings (idle CPU) and the larger runs."""
-    from celery import chord, group
-    from celery.exceptions import TimeoutError as CeleryTimeout
 
     def module(name):
         return importlib.import_module(f"{project.name}.{name}")
+
+    from celery_devfs.testing import watch_as
+
+    undo = watch_as(env.get("BENCH_WATCH"))
+    try:
+        return _measure(project, name, env, settings, quick, full, module)
+    finally:
+        undo()
+
+
+def _measure(project, name, env, settings, quick, full, module):
+    from celery import chord, group
+    from celery.exceptions import TimeoutError as CeleryTimeout
 
     tsum = module("tasks").tsum
     app = module("celery").create_app(module("settings").load(env))

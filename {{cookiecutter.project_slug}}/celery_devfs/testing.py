@@ -12,6 +12,27 @@ import pytest
 
 # The project's root, which holds celery_devfs: processes start there.
 ROOT = Path(__file__).resolve().parent.parent
+# How a process learns that a file arrived: inotify (Linux), the doorbell where there
+# is none (macOS, the BSDs), or polling where neither can be had (Windows).
+WATCHES = ("inotify", "doorbell", "polling")
+
+
+def watch_as(mode):
+    """Wait for files as a machine of that kind does, in this process (tests here, on
+    Linux, run the code those machines run); returns what undoes it. DEVFS_TEST_WATCH
+    does the same in the test workers (tests/app.py)."""
+    from .notify import Doorbell, Inotify
+
+    kept = Inotify.watching, Doorbell.watching
+    if mode in ("doorbell", "polling"):
+        Inotify.watching = classmethod(lambda cls, folder: None)
+    if mode == "polling":
+        Doorbell.watching = classmethod(lambda cls, folder: None)
+
+    def undo():
+        Inotify.watching, Doorbell.watching = kept
+
+    return undo
 
 
 def start(args, env, log=None):

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import celery_devfs
 from celery import Celery, shared_task
-from celery_devfs.notify import Inotify
+from celery_devfs.testing import watch_as
 
-if os.environ.get("DEVFS_TEST_NO_INOTIFY"):  # as where there is none (macOS): every wait polls
-    Inotify.watching = classmethod(lambda cls, folder: None)
+watch_as(os.environ.get("DEVFS_TEST_WATCH"))  # doorbell or polling: as where there is no inotify
 
 SETUPS = ("devfs", "kombu", "production")
 

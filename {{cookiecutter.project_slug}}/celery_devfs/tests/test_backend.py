@@ -10,7 +10,7 @@ import pytest
 from celery import Celery, chain, chord, group
 from celery.contrib.testing.worker import start_worker
 from celery_devfs.backend import expire_results
-from celery_devfs.notify import Inotify
+from celery_devfs.testing import WATCHES, watch_as
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +57,9 @@ def test_a_chord_with_a_large_header_counts_each_part_once(app):
     assert app.backend.get(counter) is None  # counted to the end, then deleted
 
 
-@pytest.mark.parametrize("notifications", ["inotify", "polling"])
-def test_get_many_returns_each_result_once_as_it_arrives(app, notifications, monkeypatch):
-    if notifications == "polling":
-        monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
+@pytest.mark.parametrize("notifications", WATCHES)
+def test_get_many_returns_each_result_once_as_it_arrives(app, notifications, request):
+    request.addfinalizer(watch_as(notifications))
     backend, ids = app.backend, [f"get-many-{notifications}-{n}" for n in range(3)]
     backend.store_result(ids[0], 0, "SUCCESS")
 

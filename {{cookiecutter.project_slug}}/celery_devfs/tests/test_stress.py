@@ -63,13 +63,12 @@ def run_stress(spawn, tmp_path, env):
     return wrong, runs, damaged, data / "quarantine", logs
 
 
-@pytest.mark.parametrize("notifications", ["inotify", "polling"])
+@pytest.mark.parametrize("notifications", ["inotify", "doorbell"])
 def test_thousands_of_tasks_run_exactly_once_and_a_damaged_file_is_quarantined(
     notifications, spawn, setup_for, tmp_path
 ):
     env, _ = setup_for("devfs")
-    if notifications == "polling":
-        env["DEVFS_TEST_NO_INOTIFY"] = "1"
+    env["DEVFS_TEST_WATCH"] = notifications
     wrong, runs, damaged, quarantine, logs = run_stress(spawn, tmp_path, env)
     assert wrong == [0] * PRODUCERS  # every result came back, and right
     assert len(runs) == PRODUCERS * TASKS_EACH

@@ -13,7 +13,7 @@ from amqp.exceptions import PreconditionFailed
 from celery_devfs import messages
 from celery_devfs.claims import HOST
 from celery_devfs.listing import Listing
-from celery_devfs.notify import Inotify
+from celery_devfs.testing import WATCHES, watch_as
 from kombu import Connection, Exchange, Queue
 
 from .conftest import ROOT
@@ -94,15 +94,14 @@ def test_a_claim_of_a_dead_process_goes_back_to_the_queue(connection, tmp_path):
     message.ack()
 
 
-@pytest.mark.parametrize("notifications", ["inotify", "polling"])
+@pytest.mark.parametrize("notifications", WATCHES)
 def test_a_consumer_lists_the_folder_now_and_then_not_at_each_new_file(
-    notifications, connection, monkeypatch
+    notifications, connection, monkeypatch, request
 ):
     """A listing costs as much as there are files waiting, so one at each arrival would
-    make a backlog quadratic: inotify names the new files; without it, the consumer
-    lists every POLL."""
-    if notifications == "polling":
-        monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
+    make a backlog quadratic: inotify or the doorbell names the new files; with
+    neither, the consumer lists every POLL."""
+    request.addfinalizer(watch_as(notifications))
     listings, listing = [], Listing.list
     monkeypatch.setattr(Listing, "list", lambda *args: listings.append(1) or listing(*args))
     received = []
@@ -119,18 +118,17 @@ def test_a_consumer_lists_the_folder_now_and_then_not_at_each_new_file(
                 producer.publish({"n": n}, routing_key="q")
                 connection.drain_events(timeout=1)
     assert received == list(range(300))  # in order, each once
-    if notifications == "inotify":
+    if notifications != "polling":
         assert len(listings) <= 3  # at the start, and about once a second
 
 
-@pytest.mark.parametrize("notifications", ["inotify", "polling"])
+@pytest.mark.parametrize("notifications", WATCHES)
 def test_messages_of_several_queues_and_channels_arrive_in_the_order_sent(
-    notifications, connection, monkeypatch
+    notifications, connection, request
 ):
     """As from one broker connection: a revoke broadcast to the worker's remote-control
     channel just before the task it revokes must reach the worker first."""
-    if notifications == "polling":
-        monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
+    request.addfinalizer(watch_as(notifications))
     received = []
 
     def take(body, message):
@@ -152,14 +150,13 @@ def test_messages_of_several_queues_and_channels_arrive_in_the_order_sent(
     assert received == list(range(30))
 
 
-@pytest.mark.parametrize("notifications", ["inotify", "polling"])
+@pytest.mark.parametrize("notifications", WATCHES)
 def test_a_queue_with_x_max_priority_delivers_higher_priorities_first(
-    notifications, connection, monkeypatch
+    notifications, connection, request
 ):
     """As on RabbitMQ: from 0 to the queue's maximum (above it: as the maximum),
     first in, first out within a priority; a queue without it ignores priorities."""
-    if notifications == "polling":
-        monkeypatch.setattr(Inotify, "watching", classmethod(lambda cls, folder: None))
+    request.addfinalizer(watch_as(notifications))
     received = []
 
     def take(body, message):
