@@ -136,7 +136,12 @@ def test_the_ci_workflow_lints_then_tests_on_the_servers_of_env_example(baked):
     assert jobs["test"]["needs"] == "lint"
     steps = {job: [step.get("run") for step in jobs[job]["steps"]] for job in jobs}
     assert steps["lint"][-1] == "make lint"
-    assert steps["test"][-2:] == ["cp .env.example .env", "make test"]
+    assert steps["test"][-3:] == ["cp .env.example .env", "make test", "make test-devfs"]
+    # celery_devfs's own tests on a Mac too (no inotify there: the doorbell), no servers
+    assert jobs["devfs-macos"]["runs-on"] == "macos-latest"
+    assert jobs["devfs-macos"]["needs"] == "lint"
+    macos = '.venv/bin/python -m pytest celery_devfs/tests -m "not production"'
+    assert steps["devfs-macos"][-1] == macos
     env = dict(
         line.split("=", 1)
         for line in (baked / ".env.example").read_text().splitlines()
