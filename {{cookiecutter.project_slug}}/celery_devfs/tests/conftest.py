@@ -11,6 +11,7 @@ from celery_devfs.testing import (  # noqa: F401 (spawn: a fixture)
     spawn,
     wait_until,
     wait_until_ready,
+    watch_as,
 )
 
 from .app import make_app
@@ -27,11 +28,19 @@ def pytest_collection_modifyitems(items):
     mark_production(items)
 
 
+# celery_devfs as where there is no inotify (macOS, the BSDs): the doorbell, in the
+# test's own process and in every process it starts.
+NO_INOTIFY = "devfs-no-inotify"
+# Both ways a development machine wakes up, then RabbitMQ + Redis.
+BOTH_WATCHES_AND_PRODUCTION = ["devfs", NO_INOTIFY, "production"]
+
+
 def environment(setup, tmp_path):
     return {
         **os.environ,
         **SERVERS,
-        "DEVFS_TEST_SETUP": setup,
+        **({"DEVFS_TEST_WATCH": "doorbell"} if setup == NO_INOTIFY else {}),
+        "DEVFS_TEST_SETUP": "devfs" if setup == NO_INOTIFY else setup,
         "DEVFS_TEST_DATA": str(tmp_path / "data"),
         "DEVFS_TEST_QUEUE": f"devfs-test-{uuid.uuid4().hex[:8]}",
         "PYTHONPATH": str(ROOT),
@@ -42,9 +51,11 @@ def environment(setup, tmp_path):
 def setup_for(tmp_path):
     """setup_for(name) -> (environment, client app) on a data folder and a queue of their own.
     Production: skipped when the servers do not answer, failed instead when CI=true."""
-    made = []
+    made, undo = [], []
 
     def make(setup):
+        if setup == NO_INOTIFY and not undo:
+            undo.append(watch_as("doorbell"))
         env = environment(setup, tmp_path)
         app = make_app(env)
         if setup == "production":
@@ -58,6 +69,8 @@ def setup_for(tmp_path):
         return env, app
 
     yield make
+    for step in undo:
+        step()
     for env, app in made:
         if env["DEVFS_TEST_SETUP"] == "production":
             with app.connection_for_write() as connection:

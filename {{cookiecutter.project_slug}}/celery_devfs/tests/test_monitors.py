@@ -1,6 +1,7 @@
 """Monitors over celery_devfs, as on RabbitMQ: `celery events --dump`, the curses
 screen of `celery events`, and what a killed monitor leaves once its queue has
-expired (Celery's event_queue_expires): nothing."""
+expired (Celery's event_queue_expires): nothing. Each with inotify and without it (the
+doorbell, as on macOS)."""
 
 import fcntl
 import json
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from .conftest import ROOT, WORKER, wait_until, wait_until_ready
+from .conftest import NO_INOTIFY, ROOT, WORKER, wait_until, wait_until_ready
 
 EVENTS = [sys.executable, "-m", "celery", "-A", "celery_devfs.tests.app", "events"]
 
@@ -33,12 +34,12 @@ def event_files(data):
     return [p.name for p in (data / "queue").iterdir() if ".celeryev." in p.name]
 
 
-@pytest.fixture
-def worker_with_events(spawn, setup_for, tmp_path):
+@pytest.fixture(params=["devfs", NO_INOTIFY])
+def worker_with_events(request, spawn, setup_for, tmp_path):
     """(env, app, data folder) with a worker that sends task events (-E)."""
 
     def start(**extra):
-        env, app = setup_for("devfs")
+        env, app = setup_for(request.param)
         env.update(extra)
         log = tmp_path / "worker.log"
         worker = spawn([*WORKER, "--pool=solo", "-E"], env, log=open(log, "w"))

@@ -1,13 +1,14 @@
 """Revoke on celery_devfs as on RabbitMQ + Redis: by id, with terminate, by stamped
 headers; and what a worker that starts after the revoke knows of it (Celery's
-Mingle: what the workers up hold)."""
+Mingle: what the workers up hold). Development runs each with inotify and without it
+(the doorbell, as on macOS)."""
 
 import pytest
 from celery import signature
 from celery.canvas import StampingVisitor
 from celery.exceptions import TaskRevokedError
 
-from .conftest import WORKER, wait_until, wait_until_ready
+from .conftest import BOTH_WATCHES_AND_PRODUCTION, WORKER, wait_until, wait_until_ready
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def stamped(app, value, numbers):
     return task
 
 
-@pytest.mark.parametrize("setup", ["devfs", "production"])
+@pytest.mark.parametrize("setup", BOTH_WATCHES_AND_PRODUCTION)
 def test_a_revoked_task_in_the_queue_never_runs(setup, setup_for, worker):
     env, app = setup_for(setup)
     worker(env, app)
@@ -50,7 +51,7 @@ def test_a_revoked_task_in_the_queue_never_runs(setup, setup_for, worker):
     assert busy.get(timeout=30) == 1
 
 
-@pytest.mark.parametrize("setup", ["devfs", "production"])
+@pytest.mark.parametrize("setup", BOTH_WATCHES_AND_PRODUCTION)
 def test_revoke_with_terminate_stops_a_running_task(setup, setup_for, worker):
     env, app = setup_for(setup)
     process = worker(env, app)
@@ -63,7 +64,7 @@ def test_revoke_with_terminate_stops_a_running_task(setup, setup_for, worker):
     assert process.poll() is None
 
 
-@pytest.mark.parametrize("setup", ["devfs", "production"])
+@pytest.mark.parametrize("setup", BOTH_WATCHES_AND_PRODUCTION)
 def test_revoke_by_stamped_headers(setup, setup_for, worker):
     env, app = setup_for(setup)
     worker(env, app)
@@ -74,7 +75,7 @@ def test_revoke_by_stamped_headers(setup, setup_for, worker):
     assert kept.get(timeout=30) == 4
 
 
-@pytest.mark.parametrize("setup", ["devfs", "production"])
+@pytest.mark.parametrize("setup", BOTH_WATCHES_AND_PRODUCTION)
 def test_a_starting_worker_learns_the_revokes_of_the_workers_up(setup, setup_for, spawn, tmp_path):
     """Celery's Mingle: on both, a worker asks the others for their revokes as it starts."""
     env, app = setup_for(setup)
@@ -93,7 +94,7 @@ def test_a_starting_worker_learns_the_revokes_of_the_workers_up(setup, setup_for
         result.get(timeout=30)
 
 
-@pytest.mark.parametrize("setup", ["devfs", "production"])
+@pytest.mark.parametrize("setup", BOTH_WATCHES_AND_PRODUCTION)
 def test_a_revoke_sent_while_no_worker_is_up_reaches_no_later_worker(setup, setup_for, worker):
     """No worker held it: the task runs, as on RabbitMQ (the revoke is a broadcast)."""
     env, app = setup_for(setup)
