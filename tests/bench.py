@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import chord_trace
 from cookiecutter.main import cookiecutter
 
 from conftest import free_port
@@ -79,6 +80,10 @@ WORKER = """
 import json, os, sys
 from celery_devfs.testing import watch_as
 watch_as(os.environ.get("BENCH_WATCH"))
+if os.environ.get("BENCH_TRACE"):  # the chord's breakdown: chord_trace.py
+    sys.path.insert(0, {tests!r})
+    import chord_trace
+    chord_trace.install(os.environ["BENCH_TRACE"])
 from {package} import app
 if os.environ.get("BENCH_KOMBU"):
     results = app.conf.result_backend.removeprefix("devfs://")
@@ -95,7 +100,7 @@ class Censored(float):
 
 class Worker:
     def __init__(self, project, env, *args):
-        code = WORKER.format(package=project.name)
+        code = WORKER.format(package=project.name, tests=str(Path(__file__).parent))
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, *args],
             cwd=project,
@@ -240,10 +245,10 @@ def _measure(project, name, env, settings, quick, full, module):
             )
             time.sleep(2)
             idle = []
-            for _ in range(4 // runs):
+            for _ in range(3 // runs):  # 10 s: a tick of CPU time (10 ms) is 0.1 %
                 before = worker.cpu_seconds()
-                time.sleep(5)
-                idle.append((worker.cpu_seconds() - before) / 5 * 100)
+                time.sleep(10)
+                idle.append((worker.cpu_seconds() - before) / 10 * 100)
             results["idle worker CPU (%)"] = idle
     finally:
         shutdown = [worker.stop()]
@@ -266,6 +271,36 @@ def _measure(project, name, env, settings, quick, full, module):
     return results
 
 
+def traced(project, env, folder):
+    """The breakdown of 40 chords 2+1 (chord_trace.py), traced in this process and in a
+    worker with the project's settings: {segment: [ms, ...]}."""
+    from celery import chord
+    from celery_devfs.testing import watch_as
+
+    trace = Path(folder) / "chord.trace"
+    env = {**env, "BENCH_TRACE": str(trace), "BENCH_SETTINGS": "{}"}
+    undo_watch = watch_as(env.get("BENCH_WATCH"))
+    undo_trace = chord_trace.install(trace)
+    project_module = importlib.import_module(f"{project.name}.celery")
+    app = project_module.create_app(importlib.import_module(f"{project.name}.settings").load(env))
+    app.set_current()
+    tsum = importlib.import_module(f"{project.name}.tasks").tsum
+    worker = Worker(project, env)
+    chords = []
+    try:
+        worker.wait_ready(tsum)
+        for run in range(41):
+            start = time.monotonic_ns()
+            assert chord([tsum.si([1, 2]), tsum.si([3, 4])], tsum.s()).delay().get(timeout=60) == 10
+            if run:  # the first warms up
+                chords.append((start, time.monotonic_ns()))
+    finally:
+        worker.stop()
+        undo_trace()
+        undo_watch()
+    return chord_trace.breakdown(trace.read_text().splitlines(), chords)
+
+
 def cell(values, reference):
     if isinstance(values[-1], Censored):
         ratio = f" ×>{values[-1] / reference:.2g}" if reference else ""
@@ -282,6 +317,7 @@ def main():
     parser.add_argument("--setups", nargs="+", choices=SETUPS, default=list(SETUPS))
     args = parser.parse_args()
     table = {}  # (settings, measure) -> {setup: values}
+    traces = {}  # setup -> {segment of a chord's path: [ms, ...]} (development setups)
     port = free_port()
     if "fakeredis" in args.setups:
         fakeredis = subprocess.Popen([sys.executable, "-c", FAKEREDIS, str(port)])
@@ -311,6 +347,17 @@ def main():
                     found = measure(project, name, env, settings, args.quick, full=first == 0)
                     for row, values in (found or {}).items():
                         table.setdefault((settings_name, row), {})[name] = values
+            for name in [n for n in args.setups if n.startswith("devfs")]:
+                print(f"tracing chords on {name}...", file=sys.stderr)
+                data = Path(folder) / f"trace-{name}"
+                data.mkdir()
+                env = {
+                    **os.environ,
+                    **SETUPS[name],
+                    "CELERY_DATA_DIR": str(data / "celery"),
+                    "CELERY_QUEUE": f"bench-{os.getpid()}",
+                }
+                traces[name] = traced(project, env, data)
         finally:
             if "fakeredis" in args.setups:
                 fakeredis.terminate()
@@ -329,6 +376,16 @@ def main():
         "concurrency 2; Celery's defaults: early acks, prefetch 4; the project's "
         "settings: late acks, prefetch 1."
     )
+    if traces:
+        print(
+            "\nWhere a chord 2+1's time goes (chord_trace.py; ms, median of 40, the "
+            "project's settings; the segments' medians need not add up to the total's):\n"
+        )
+        print("| segment of the chord's path | " + " | ".join(traces) + " |")
+        print("|---" * (len(traces) + 1) + "|")
+        for segment in next(iter(traces.values())):
+            cells = [chord_trace.median_ms(rows[segment]) for rows in traces.values()]
+            print(f"| {segment} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
