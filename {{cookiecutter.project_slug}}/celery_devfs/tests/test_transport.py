@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 import celery_devfs
@@ -120,6 +121,54 @@ def test_a_consumer_lists_the_folder_now_and_then_not_at_each_new_file(
     assert received == list(range(300))  # in order, each once
     if notifications != "polling":
         assert len(listings) <= 3  # at the start, and about once a second
+
+
+@pytest.mark.parametrize("notifications", WATCHES)
+def test_in_celerys_event_loop_each_file_is_delivered_as_it_arrives(
+    notifications, connection, request
+):
+    """As a worker runs the transport: its descriptors in kombu's Hub (Celery's event
+    loop). With inotify or the doorbell, each new file wakes the loop, which delivers
+    it there and then (on_readable); with neither, the timer finds it."""
+    from kombu.asynchronous import Hub
+
+    request.addfinalizer(watch_as(notifications))
+    transport, hub, woken_by = connection.transport, Hub(), []
+    readable = transport.on_readable
+
+    def on_readable(fd):
+        woken_by.append("readable")
+        readable(fd)
+        woken_by.append("done")
+
+    transport.on_readable = on_readable
+    received = []
+
+    def take(body, message):
+        received.append((body["n"], woken_by[-1:] == ["readable"]))
+        message.ack()
+
+    with Connection("devfs://", transport_options=connection.transport_options) as sender:
+        producer = sender.Producer()
+        with connection.Consumer([Queue("q")], callbacks=[take]):
+            transport.register_with_event_loop(connection.connection, hub)
+            try:
+                for n in range(20):
+                    # Sent while the loop sleeps in epoll, as by another process.
+                    sending = threading.Timer(
+                        0.05, producer.publish, ({"n": n},), {"routing_key": "q"}
+                    )
+                    sending.start()
+                    deadline = time.monotonic() + 5
+                    while len(received) <= n and time.monotonic() < deadline:
+                        hub.run_once()
+                    sending.join()
+            finally:
+                transport._unregister()
+                hub.close()
+    assert [n for n, _ in received] == list(range(20))  # in order, each once
+    on_arrival = [by_readable for _, by_readable in received]
+    assert all(on_arrival) if notifications != "polling" else not any(on_arrival)
 
 
 @pytest.mark.parametrize("notifications", WATCHES)
