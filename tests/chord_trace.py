@@ -12,25 +12,24 @@ import os
 import statistics
 import time
 
-# The critical path of a chord, as (segment, event that ends it).
+# One task's hop, as (segment, event that ends it): the last header task's, then the body's.
+HOP = [
+    ("wake-up: file written -> worker woken", "woken"),
+    ("claim: list, rename, read and decode the file", "claimed"),
+    ("Celery in the worker: message -> task request", "received"),
+    ("pool hand-off: worker -> pool process, task starts", "started"),
+    ("the task runs (sum)", "storing"),
+    ("result write", "stored"),
+]
+# The critical path of a chord.
 PATH = [
     ("send: the client writes the header's messages", "written"),
-    ("wake-up: file written -> worker woken", "woken"),
-    ("claim: list, rename, read and decode the file", "claimed"),
-    ("Celery in the worker: message -> task request", "received"),
-    ("pool hand-off: worker -> pool process, task starts", "started"),
-    ("the task runs (sum)", "storing"),
-    ("result write", "stored"),
+    *HOP,
     ("chord count, body sent", "written"),
-    ("wake-up: file written -> worker woken", "woken"),
-    ("claim: list, rename, read and decode the file", "claimed"),
-    ("Celery in the worker: message -> task request", "received"),
-    ("pool hand-off: worker -> pool process, task starts", "started"),
-    ("the task runs (sum)", "storing"),
-    ("result write", "stored"),
+    *HOP,
     ("result wake-up: client woken, reads the result", "done"),
 ]
-HEADER_STEPS = 7  # the first seven segments are the last header task's, then the body's
+HEADER_STEPS = 1 + len(HOP)  # the send and the last header task's hop; then the body's
 
 
 def install(path):
@@ -114,8 +113,9 @@ def chord_path(events, start, end):
         if event == "done":
             at = end
         elif event == "woken":
-            # The first wake-up after the file was written; none when the worker found
-            # the file while delivering another (then it costs nothing).
+            # The first wake-up after the file was written; with none before the claim
+            # (the worker was busy, and found the file as it went on), the claim time:
+            # the wait counts as the wake-up.
             claimed = ran[task]["claimed"]
             at = min([w for w in wakes if w >= times[-1]] + [claimed])
         else:
