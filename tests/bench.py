@@ -165,10 +165,9 @@ def timed(function, runs, app, scale=1):
     return [t * scale for t in times]
 
 
-def measure(project, name, env, settings, quick, full):
+def measure(project, name, env, settings, quick):
     """Every measure of one setup with one set of delivery settings:
-    {measure: [seconds or percent, ...]}. `full`: also the rows that do not depend
-    on those settings (idle CPU) and the larger runs."""
+    {measure: [seconds or percent, ...]}."""
 
     def module(name):
         return importlib.import_module(f"{project.name}.{name}")
@@ -177,12 +176,12 @@ def measure(project, name, env, settings, quick, full):
 
     undo = watch_as(env.get("BENCH_WATCH"))
     try:
-        return _measure(project, name, env, settings, quick, full, module)
+        return _measure(project, name, env, settings, quick, module)
     finally:
         undo()
 
 
-def _measure(project, name, env, settings, quick, full, module):
+def _measure(project, name, env, settings, quick, module):
     from celery import chord, group
     from celery.exceptions import TimeoutError as CeleryTimeout
 
@@ -233,23 +232,24 @@ def _measure(project, name, env, settings, quick, full, module):
         results["chord 2+1 round trip (ms)"] = timed(sample, 40 // scale, app, scale=1000)
         results["1000 tasks, send to last result (s)"] = timed(drain(1000), 6 // runs, app)
         results["chord with 100 header tasks (s)"] = timed(header(100), 6 // runs, app)
-        if full:
-            big = f"{5000 // scale} tasks (s)"
-            results[big] = timed(drain(5000 // scale), 3 // runs or 1, app)
-            if isinstance(results["1000 tasks, send to last result (s)"][-1], Censored):
-                results[big] = [Censored(BOUND)]  # not run: 1000 did not finish
-            results["chord with 1000 header tasks (s)"] = (
-                [Censored(BOUND)]
-                if isinstance(results["chord with 100 header tasks (s)"][-1], Censored)
-                else timed(header(1000), 3 // runs or 1, app)
-            )
-            time.sleep(2)
-            idle = []
-            for _ in range(3 // runs):  # 10 s: a tick of CPU time (10 ms) is 0.1 %
-                before = worker.cpu_seconds()
-                time.sleep(10)
-                idle.append((worker.cpu_seconds() - before) / 10 * 100)
-            results["idle worker CPU (%)"] = idle
+        big = f"{5000 // scale} tasks (s)"
+        results[big] = (
+            [Censored(BOUND)]  # not run: 1000 did not finish
+            if isinstance(results["1000 tasks, send to last result (s)"][-1], Censored)
+            else timed(drain(5000 // scale), 3 // runs or 1, app)
+        )
+        results["chord with 1000 header tasks (s)"] = (
+            [Censored(BOUND)]
+            if isinstance(results["chord with 100 header tasks (s)"][-1], Censored)
+            else timed(header(1000), 3 // runs or 1, app)
+        )
+        time.sleep(2)
+        idle = []
+        for _ in range(3 // runs):  # 10 s: a tick of CPU time (10 ms) is 0.1 %
+            before = worker.cpu_seconds()
+            time.sleep(10)
+            idle.append((worker.cpu_seconds() - before) / 10 * 100)
+        results["idle worker CPU (%)"] = idle
     finally:
         shutdown = [worker.stop()]
     for args in ([], ["-E"]):
@@ -344,7 +344,7 @@ def main():
                         "CELERY_DATA_DIR": str(data / "celery"),
                         "CELERY_QUEUE": f"bench-{os.getpid()}",
                     }
-                    found = measure(project, name, env, settings, args.quick, full=first == 0)
+                    found = measure(project, name, env, settings, args.quick)
                     for row, values in (found or {}).items():
                         table.setdefault((settings_name, row), {})[name] = values
             for name in [n for n in args.setups if n.startswith("devfs")]:
