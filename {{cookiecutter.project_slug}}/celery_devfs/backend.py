@@ -16,7 +16,8 @@ backend (a Celery key-value backend, one file per key), with these changes:
 - A chord counts its parts without reading the whole group at each part, so
   a chord with a large header finishes in linear, not quadratic, time.
 - Results expire by themselves after ``result_expires``, as Redis keys do: each
-  worker deletes the expired ones every EXPIRY_LOOK seconds at most, beat or not.
+  worker deletes the expired ones every EXPIRY_LOOK seconds at most, beat or not,
+  and lists the folder only once the oldest result kept may have expired.
 """
 
 import errno
@@ -92,16 +93,27 @@ class Backend(KeyValueStoreBackend):
         """Delete the results older than result_expires (beat's celery.backend_cleanup)."""
         if not self.expires:
             return
-        cutoff = time.time() - self.expires
+        started = time.time()
+        cutoff, oldest = started - self.expires, started
         prefixes = (self.task_keyprefix, self.group_keyprefix, self.chord_keyprefix)
         for entry in os.scandir(self.path):
             try:
-                if entry.name.startswith(prefixes) and entry.stat().st_mtime < cutoff:
+                if not entry.name.startswith(prefixes):
+                    continue
+                if (written := entry.stat().st_mtime) <= cutoff:  # as old as result_expires
                     os.remove(entry.path)
+                else:
+                    oldest = min(oldest, written)
             except FileNotFoundError:
                 pass  # deleted meanwhile
+        # No result kept expires before the oldest one, and every later one is newer
+        # than this look: none to look for until then (a look stats every file).
+        self._next_look = oldest + self.expires
 
     def cleanup_quietly(self):
+        """A worker's look now and then (expire_results), when a result may have expired."""
+        if time.time() < getattr(self, "_next_look", 0):
+            return
         try:
             self.cleanup()
         except OSError as exc:  # the folder deleted under us (make clean): next time

@@ -104,3 +104,40 @@ def test_a_worker_deletes_expired_results_without_beat(tmp_path):
     os.utime(old, (time.time() - 2, time.time() - 2))
     look()
     assert app.backend.kept() == 1 and not old.exists()
+
+
+def test_a_worker_lists_the_results_only_once_the_oldest_kept_may_have_expired(
+    tmp_path, monkeypatch
+):
+    """A look stats every result file (tens of thousands on a long-used folder): a
+    worker's idle CPU would grow with them, which a Redis worker's does not."""
+    from celery_devfs import backend
+
+    app = Celery("expiry_tests", set_as_current=False)
+    app.conf.update(celery_devfs.celery_settings(tmp_path / "data"), result_expires=60)
+    results, now = tmp_path / "data" / "results", time.time()
+
+    def store(task_id, written):
+        app.backend.store_result(task_id, 1, "SUCCESS")
+        os.utime(results / f"celery-task-meta-{task_id}", (written, written))
+
+    def kept():
+        return sorted(p.name.removeprefix("celery-task-meta-") for p in results.iterdir())
+
+    store("first", now)
+    listings, scandir = [], os.scandir
+    monkeypatch.setattr(backend.os, "scandir", lambda path: listings.append(1) or scandir(path))
+    monkeypatch.setattr(backend.time, "time", lambda: now)
+    app.backend.cleanup_quietly()
+    app.backend.cleanup_quietly()  # 0 s later: "first" cannot have expired
+    now += 59
+    store("later", now)  # newer: expires after "first"
+    app.backend.cleanup_quietly()
+    assert (len(listings), kept()) == (1, ["first", "later"])
+    now += 2  # "first" is 61 s old
+    app.backend.cleanup_quietly()
+    assert (len(listings), kept()) == (2, ["later"])
+    app.backend.cleanup_quietly()  # "later" is 2 s old
+    now += 58
+    app.backend.cleanup_quietly()  # 60 s old: expired, as a Redis key at its TTL
+    assert (len(listings), kept()) == (3, [])
