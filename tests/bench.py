@@ -254,10 +254,10 @@ def _measure(project, name, env, settings, quick, module):
         )
         time.sleep(2)
         idle = []
-        for _ in range(3 // runs):  # 10 s: a tick of CPU time (10 ms) is 0.1 %
+        for _ in range(4 // runs):  # 15 s each: a tick of CPU time (10 ms) is 0.07 %
             before = worker.cpu_seconds()
-            time.sleep(10)
-            idle.append((worker.cpu_seconds() - before) / 10 * 100)
+            time.sleep(15)
+            idle.append((worker.cpu_seconds() - before) / 15 * 100)
         results["idle worker CPU (%)"] = idle
     finally:
         shutdown = [worker.stop()]
