@@ -87,7 +87,25 @@ def _libc():
     return ctypes.CDLL(name, use_errno=True) if name else None
 
 
-class Inotify:
+class Watch:
+    """A descriptor readable when a file arrives in a folder (Inotify, Doorbell), whose
+    read() gives the names that arrived, or None when some may have been dropped."""
+
+    def wait(self, seconds):
+        """Return when a file arrives, or after `seconds`."""
+        if select.select([self.fd], [], [], seconds)[0]:
+            drain(self.fd)
+
+    def names(self, seconds):
+        """The names that arrived, after waiting up to `seconds` for one; None when
+        some may have been dropped (look at everything then)."""
+        if not select.select([self.fd], [], [], seconds)[0]:
+            return set()
+        names = self.read()
+        return None if names is None else set(names)
+
+
+class Inotify(Watch):
     """Readable when a file is moved into, or finishes being written in, a folder."""
 
     IN_CLOSE_WRITE, IN_MOVED_TO, IN_NONBLOCK, IN_CLOEXEC = 0x8, 0x80, 0o4000, 0o2000000
@@ -111,19 +129,6 @@ class Inotify:
             return None
         return cls(fd)
 
-    def wait(self, seconds):
-        """Return when a file arrives, or after `seconds`."""
-        if select.select([self.fd], [], [], seconds)[0]:
-            drain(self.fd)
-
-    def names(self, seconds):
-        """The names that arrived, after waiting up to `seconds` for one; None when
-        the kernel dropped events (its queue overflowed): look at everything then."""
-        if not select.select([self.fd], [], [], seconds)[0]:
-            return set()
-        names = self.read()
-        return None if names is None else set(names)
-
     def read(self):
         """The names that arrived, in the order they did, without waiting; None when
         the kernel dropped events."""
@@ -140,7 +145,7 @@ class Inotify:
         os.close(self.fd)
 
 
-class Doorbell:
+class Doorbell(Watch):
     """Where there is no inotify (macOS, the BSDs, a WSL folder without it): a FIFO per
     waiting process in the folder's .doorbells/, into which each process that writes
     a file there (ring()) writes the file's name. Readable, and read, as Inotify is;
@@ -180,19 +185,6 @@ class Doorbell:
             _unlink(temporary)
             return None
         return cls(path, *fds)
-
-    def wait(self, seconds):
-        """Return when a file arrives, or after `seconds`."""
-        if select.select([self.fd], [], [], seconds)[0]:
-            drain(self.fd)
-
-    def names(self, seconds):
-        """The names that arrived, after waiting up to `seconds` for one; None when
-        some may have been dropped: look at everything then."""
-        if not select.select([self.fd], [], [], seconds)[0]:
-            return set()
-        names = self.read()
-        return None if names is None else set(names)
 
     def read(self):
         """The names rung, in the order they were, without waiting; None when some
