@@ -38,8 +38,8 @@ def setup_env(setup, folder):
 
 
 @pytest.fixture(scope="session", params=list(SETUPS))
-def celery_app(request, tmp_path_factory):
-    """A client app and a worker subprocess, both in the setup of the param."""
+def celery_setup(request, tmp_path_factory):
+    """(environment, client app) with a worker subprocess, all in the setup of the param."""
     folder = tmp_path_factory.mktemp(request.param)
     env, app = setup_env(request.param, folder)
     log_file = folder / "worker.log"
@@ -48,10 +48,16 @@ def celery_app(request, tmp_path_factory):
     app.set_current()  # shared tasks such as tsum now send through this app
     try:
         wait_until_ready(app, worker, log_file)
-        yield app
+        yield env, app
     finally:
         stop(worker)
         if env["CELERY_ENV"] == "production":  # its own queue: removed from RabbitMQ
             with app.connection_for_write() as connection:
                 connection.default_channel.queue_delete(env["CELERY_QUEUE"])
         default_app.set_current()
+
+
+@pytest.fixture(scope="session")
+def celery_app(celery_setup):
+    """The client app of celery_setup, whose worker is running."""
+    return celery_setup[1]

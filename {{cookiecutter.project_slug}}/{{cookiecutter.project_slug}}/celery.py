@@ -23,3 +23,8 @@ def create_app(config):
 
 
 app = create_app(settings.load())
+# Celery's current app is per thread: in a thread that did not import this module (a
+# web server's, a ThreadPoolExecutor's), @shared_task tasks such as tsum would send
+# through Celery's fallback app, to its default broker. As the default, ours is found
+# from every thread.
+app.set_default()
