@@ -6,7 +6,8 @@ Use::
     app.conf.update(celery_devfs.celery_settings("/path/to/data"))
 
 ``celery_settings`` checks that the installed Celery and kombu are those
-celery_devfs was tested with and that the folder can be the broker's own,
+celery_devfs was tested with, or a later minor in which nothing it relies on
+has moved, and that the folder can be the broker's own,
 creates it (owner-only, marked as ours), registers the ``devfs://`` URL scheme
 with kombu and Celery, and returns the settings: ``broker_url``,
 ``result_backend`` and ``broker_transport_options``. See README.md for what it
@@ -40,23 +41,34 @@ class VersionError(RuntimeError):
     """The installed Celery or kombu is not one celery_devfs was tested with."""
 
 
-def check_versions(installed=None):
-    """Raise VersionError, saying what to do, unless every SUPPORTED package is there
-    in its tested minor version. installed(name): its version (importlib.metadata's)."""
+def check_versions(installed=None, moved=None):
+    """Raise VersionError, saying what moved and what to do, when development cannot run
+    on the installed Celery and kombu: a major version other than the tested one, or a
+    minor in which a private name celery_devfs uses has moved (internals.moved()). A
+    minor that moved none of them is taken: its first day is not the project's last.
+    installed(name): a package's version (importlib.metadata's); moved(): a list."""
     found = {name: (installed or version)(name) for name in SUPPORTED}
-    off = {
-        name: found[name]
-        for name, tested in SUPPORTED.items()
-        if tuple(int(n) for n in re.findall(r"\d+", found[name])[:2]) != tested
-    }
-    if off:
-        tested = " and ".join(f"{n} {'.'.join(map(str, v))}.x" for n, v in SUPPORTED.items())
-        have = ", ".join(f"{name} {v}" for name, v in off.items())
-        raise VersionError(
-            f"celery_devfs {__version__} (the development broker) is tested with {tested}, "
-            f"and {have} is installed: take a newer celery_devfs (cruft update), or install "
-            f"{tested} for development; production does not use celery_devfs"
-        )
+    numbers = {name: tuple(int(n) for n in re.findall(r"\d+", v)[:2]) for name, v in found.items()}
+    untested = {name: v for name, v in found.items() if numbers[name] != SUPPORTED[name]}
+    if not untested:
+        return
+    if any(numbers[name][0] != SUPPORTED[name][0] for name in untested):
+        what = "a major version celery_devfs does not know"
+    else:
+        if moved is None:
+            from .internals import moved
+        changes = moved()
+        if not changes:
+            return
+        more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
+        what = f"in which {changes[0]}{more}"
+    tested = " and ".join(f"{n} {'.'.join(map(str, v))}.x" for n, v in SUPPORTED.items())
+    have = ", ".join(f"{name} {v}" for name, v in untested.items())
+    raise VersionError(
+        f"celery_devfs {__version__} (the development broker) is tested with {tested}, "
+        f"and {have} is installed, {what}: take a newer celery_devfs (cruft update), or "
+        f"install {tested} for development; production does not use celery_devfs"
+    )
 
 
 def register():

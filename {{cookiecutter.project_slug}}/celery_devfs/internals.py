@@ -3,8 +3,12 @@
 tests/test_internals.py checks that each is still there, with the parameters
 written here: when a new kombu or Celery moves one, that test names it. The
 rest of celery_devfs uses their public API (kombu's virtual Channel and Transport,
-Celery's KeyValueStoreBackend, signals, Mingle's bootstep).
+Celery's KeyValueStoreBackend, signals, Mingle's bootstep). moved() checks them all
+at run time, when a kombu or Celery minor it was not tested with is installed.
 """
+
+import importlib
+import inspect
 
 # kombu's virtual transport: the hooks a transport implements (kombu's own Redis,
 # SQS and SQLAlchemy transports implement the same), and two it calls.
@@ -48,3 +52,57 @@ CELERY_BACKEND_ATTRIBUTES = ("_cache",)
 CELERY_MINGLE_ATTRIBUTES = ("compatible_transports",)
 # Behaviour, not names: Celery's on_chord_part_return counts the parts with incr()
 # against the size of the group it restores (backend.py sets the counter so).
+
+
+def resolve(dotted):
+    """The object a dotted name stands for: module, then attributes."""
+    parts = dotted.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            found = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for name in parts[end:]:
+            found = getattr(found, name)
+        return found
+    raise ImportError(dotted)
+
+
+def moved():
+    """What of the above is no longer as celery_devfs expects it, a few words each ([]
+    when all is): for a kombu or Celery release celery_devfs was not tested with."""
+    found = []
+    for dotted, expected in {**KOMBU, **CELERY}.items():
+        try:
+            parameters = tuple(inspect.signature(resolve(dotted)).parameters)
+        except (ImportError, AttributeError, TypeError, ValueError):
+            found.append(f"{dotted} is gone")
+            continue
+        if parameters != expected:
+            found.append(f"{dotted} takes ({', '.join(parameters)}), not ({', '.join(expected)})")
+    for dotted, call in KOMBU_CALLS.items():
+        try:
+            source = inspect.getsource(resolve(dotted))
+        except (ImportError, AttributeError, TypeError, OSError):
+            source = ""
+        if call not in source:
+            found.append(f"{dotted} no longer calls {call.partition('(')[0]}()")
+    from celery import Celery
+    from celery.backends.base import DisabledBackend
+    from celery.worker.consumer.mingle import Mingle
+    from kombu import Connection
+
+    owners = {
+        "kombu's virtual Transport": (
+            Connection("memory://").transport,
+            KOMBU_TRANSPORT_ATTRIBUTES,
+        ),
+        "Celery's result backend": (
+            DisabledBackend(app=Celery("internals", set_as_current=False)),
+            CELERY_BACKEND_ATTRIBUTES,
+        ),
+        "Celery's Mingle": (Mingle, CELERY_MINGLE_ATTRIBUTES),
+    }
+    for owner, (instance, names) in owners.items():
+        found += [f"{owner} has no {name}" for name in names if not hasattr(instance, name)]
+    return found
