@@ -140,7 +140,7 @@ def test_the_ci_workflow_lints_then_tests_on_the_servers_of_env_example(baked):
     # celery_devfs's own tests on a Mac too (no inotify there: the doorbell), no servers
     assert jobs["devfs-macos"]["runs-on"] == "macos-latest"
     assert jobs["devfs-macos"]["needs"] == "lint"
-    macos = '.venv/bin/python -m pytest celery_devfs/tests -m "not production"'
+    macos = '.venv/bin/python -m pytest tests celery_devfs/tests -m "not production"'
     assert steps["devfs-macos"][-1] == macos
     env = dict(
         line.split("=", 1)

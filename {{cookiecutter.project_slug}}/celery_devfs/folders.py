@@ -15,10 +15,14 @@ MARKER = ".celery-data-folder"
 MARKER_TEXT = b"Made by celery_devfs, the development broker; `make clean` deletes this folder.\n"
 # Files a project may keep in the data folder too (make demo's log, beat's files).
 OTHER_FILES = ("*.log", "beat-schedule*", "beat.pid")
+# Compared resolved, as the folder asked for is: on macOS /etc, /tmp and /var are
+# symlinks into /private.
 SYSTEM_FOLDERS = tuple(
     Path(p)
     for p in ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/opt", "/proc")
     + ("/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var", "/Users", "/Library")
+    + ("/private", "/private/etc", "/private/tmp", "/private/var", "/System", "/Applications")
+    + ("/Volumes", "/opt/homebrew", "/usr/local")
 )
 # The largest message or result read, as RabbitMQ 3.x's default max_message_size:
 # a hostile 10 GB file (or /dev/zero) must not fill a worker's memory.
@@ -41,7 +45,7 @@ def not_a_data_folder(path, protect=()):
             return f"holds {kept}"
         if kept in path.parents and kept != home:
             return f"is inside {kept}"
-    if path in SYSTEM_FOLDERS:
+    if path in SYSTEM_FOLDERS or path in {folder.resolve() for folder in SYSTEM_FOLDERS}:
         return "is a system folder"
     if path.exists() and not path.is_dir():
         return "is a file, not a folder"

@@ -5,16 +5,31 @@ from pathlib import Path
 
 import celery_devfs
 import pytest
+from celery_devfs import folders
 from celery_devfs.folders import DATA_FOLDERS, MARKER
 
 
 @pytest.mark.parametrize(
     ("folder", "why"),
-    [("/usr", "is a system folder"), ("/etc", "is a system folder"), ("/", "holds ")],
+    [("/usr", "is a system folder"), ("/etc", "is a system folder"), ("/", "holds ")]
+    + [(folder, "is a system folder") for folder in ("/private/etc", "/System", "/Volumes")]
+    + [(folder, "is a system folder") for folder in ("/Applications", "/opt/homebrew")],
 )
 def test_system_folders_are_refused(folder, why):
     with pytest.raises(celery_devfs.DataFolderError, match=why):
         celery_devfs.celery_settings(folder)
+
+
+def test_a_system_folder_that_is_a_symlink_is_refused_where_it_leads(tmp_path, monkeypatch):
+    """As on macOS, where /etc leads to /private/etc: both are refused."""
+    real = tmp_path / "private" / "etc"
+    real.mkdir(parents=True)
+    (real / "hosts").write_text("")
+    (tmp_path / "etc").symlink_to(real)
+    monkeypatch.setattr(folders, "SYSTEM_FOLDERS", (tmp_path / "etc",))
+    for folder in (tmp_path / "etc", real):
+        with pytest.raises(celery_devfs.DataFolderError, match="is a system folder"):
+            celery_devfs.celery_settings(folder)
 
 
 def test_the_home_folder_is_refused_even_when_empty(tmp_path, monkeypatch):
@@ -47,7 +62,7 @@ def test_a_file_or_a_folder_that_cannot_be_made_is_refused(tmp_path):
     with pytest.raises(celery_devfs.DataFolderError, match="is a file, not a folder"):
         celery_devfs.celery_settings(tmp_path / "file")
     with pytest.raises(celery_devfs.DataFolderError, match="cannot be used"):
-        celery_devfs.celery_settings("/proc/no/such/folder")
+        celery_devfs.celery_settings(tmp_path / "file" / "folder")  # on every OS
 
 
 def test_clean_deletes_only_what_celery_devfs_and_the_project_made(tmp_path):
