@@ -15,6 +15,7 @@ guarantees and where it differs from production.
 """
 
 import re
+import sys
 from importlib.metadata import version
 
 from celery.app.backends import BACKEND_ALIASES
@@ -30,6 +31,7 @@ SUPPORTED = {"celery": (5, 7), "kombu": (5, 7)}
 
 __all__ = [
     "DataFolderError",
+    "PlatformError",
     "VersionError",
     "celery_settings",
     "register",
@@ -39,6 +41,20 @@ __all__ = [
 
 class VersionError(RuntimeError):
     """The installed Celery or kombu is not one celery_devfs was tested with."""
+
+
+class PlatformError(RuntimeError):
+    """celery_devfs does not run on this system (Windows itself); the message says so."""
+
+
+def check_platform(platform=None):
+    """Raise PlatformError on Windows: its select() waits on sockets only, not on the
+    pipes and files celery_devfs waits on, and it has no fork, FIFO or flock."""
+    if (platform or sys.platform) == "win32":
+        raise PlatformError(
+            "the development broker (celery_devfs) runs on Linux, macOS, the BSDs and "
+            "WSL 2, not on Windows itself: open the project in WSL 2"
+        )
 
 
 def check_versions(installed=None, moved=None):
@@ -93,9 +109,10 @@ def celery_settings(data_dir, protect=()):
 
     ``protect``: folders the data folder must neither hold nor be inside (the
     code of the project using it), besides the home folder and system folders.
-    Raises VersionError or DataFolderError, with a message that says why and
-    what to do.
+    Raises PlatformError, VersionError or DataFolderError, with a message that says
+    why and what to do.
     """
+    check_platform()
     check_versions()
     folders = make_data_folders(data_dir, protect)
     register()

@@ -3,16 +3,25 @@ dependency; a doorbell elsewhere), when an acknowledgement frees a prefetch plac
 or when the worker starts to stop."""
 
 import ctypes
-import ctypes.util
 import errno
 import functools
+import math
 import os
+import re
 import select
 import signal
 import stat
 import struct
+import sys
 import threading
 import uuid
+
+# Filesystems on which a write made elsewhere (the Windows side of WSL 2's /mnt/c,
+# a Mac host under Docker Desktop, another machine) wakes neither inotify nor a
+# doorbell, though both can be set up there: a folder on one is polled.
+FOREIGN_FILESYSTEMS = {"9p", "drvfs", "v9fs", "virtiofs", "fakeowner", "fuse.grpcfuse"}
+FOREIGN_FILESYSTEMS |= {"cifs", "smb3", "smbfs", "nfs", "nfs4"}
+MOUNTINFO = "/proc/self/mountinfo"
 
 
 def drain(fd):
@@ -33,7 +42,7 @@ def drain(fd):
 # worker_shutting_down: Celery sends that from inside its handler and takes a lock
 # the first time, so a second SIGTERM meanwhile, as a process-group kill under
 # `uv run` gives, deadlocks the worker.)
-STOPS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+STOPS = {signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGQUIT", signal.SIGTERM)}  # Windows
 _signals = {"fd": None, "write": None, "stopping": False}
 
 
@@ -78,13 +87,53 @@ def _forget_in_child():
         _signals.update(fd=None, write=None, stopping=False)
 
 
-os.register_at_fork(after_in_child=_forget_in_child)
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
+def readable(fds, seconds):
+    """Those of `fds` readable within `seconds` (None: no limit). poll() where there is
+    one: select() refuses a descriptor numbered 1024 or more, as a busy process has."""
+    if not hasattr(select, "poll"):
+        return select.select(fds, [], [], seconds)[0]
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    timeout = None if seconds is None else max(0, math.ceil(seconds * 1000))
+    return [fd for fd, _ in poller.poll(timeout)]
 
 
 @functools.cache
 def _libc():
-    name = ctypes.util.find_library("c")  # slow (it may run ldconfig): once per process
-    return ctypes.CDLL(name, use_errno=True) if name else None
+    """The C library's functions, on Linux only: inotify is Linux's (FreeBSD 15 has
+    one of its own, untested here: the BSDs ring the doorbell). The symbols the
+    process already has, so musl's libc too, without find_library running ldconfig."""
+    if not sys.platform.startswith("linux"):
+        return None
+    return ctypes.CDLL(None, use_errno=True)
+
+
+@functools.lru_cache(maxsize=64)  # one read per folder and process
+def filesystem(folder, mountinfo=None):
+    """The type of the filesystem that holds `folder` ("ext4", "9p"...), or None where
+    the system does not say (no /proc: macOS, the BSDs)."""
+    path, best, found = os.path.realpath(os.fsdecode(folder)), "", None
+    try:
+        with open(mountinfo or MOUNTINFO, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                fields = line.split()  # ... mount point (5th) ... - type source options
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best) and "-" in fields:
+                    best, found = point, fields[fields.index("-") + 1]
+    except (OSError, IndexError):
+        return None
+    return found
+
+
+def foreign(folder):
+    """Is `folder` on a filesystem whose writes from elsewhere wake nothing here?"""
+    return filesystem(folder) in FOREIGN_FILESYSTEMS
 
 
 class Watch:
@@ -93,13 +142,13 @@ class Watch:
 
     def wait(self, seconds):
         """Return when a file arrives, or after `seconds`."""
-        if select.select([self.fd], [], [], seconds)[0]:
+        if readable([self.fd], seconds):
             drain(self.fd)
 
     def names(self, seconds):
         """The names that arrived, after waiting up to `seconds` for one; None when
         some may have been dropped (look at everything then)."""
-        if not select.select([self.fd], [], [], seconds)[0]:
+        if not readable([self.fd], seconds):
             return set()
         names = self.read()
         return None if names is None else set(names)
@@ -237,7 +286,9 @@ def _unlink(path):
 
 def watching(folder):
     """What tells this process that a file arrived in `folder`: inotify, else a
-    doorbell, else None (then poll)."""
+    doorbell, else None (then poll): on a foreign filesystem (WSL 2's /mnt/c) too."""
+    if foreign(folder):
+        return None
     return Inotify.watching(folder) or Doorbell.watching(folder)
 
 

@@ -12,7 +12,6 @@ acknowledged files, as kombu's), ``polling_interval`` (without inotify, 0.1 s).
 
 import logging
 import os
-import select
 import time
 
 from kombu.transport import virtual
@@ -184,7 +183,7 @@ class Transport(virtual.Transport):
             wakeups.awaiting_ack(self.channels)
             pause = min(left, self.listing.interval)
             signals = [fd for fd in [notify.signal_fd()] if fd is not None]
-            ready = select.select([*wakeups.fds(), *signals], [], [], pause)[0]
+            ready = notify.readable([*wakeups.fds(), *signals], pause)
             wakeups.acked_or_not()
             if not ready:
                 self.listing.again()

@@ -59,6 +59,18 @@ def test_a_celery_that_celery_devfs_was_not_tested_with_stops_development_only(m
     assert settings.load(PRODUCTION)["broker_url"] == PRODUCTION["CELERY_BROKER_URL"]
 
 
+def test_development_on_windows_itself_is_one_line_naming_wsl(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(settings.SettingsError) as error:
+        settings.load({"CELERY_ENV": "development"})
+    assert error.value.code == (
+        "ERROR: the development broker (celery_devfs) runs on Linux, macOS, the BSDs and "
+        "WSL 2, not on Windows itself: open the project in WSL 2, or set "
+        "CELERY_ENV=production in .env"
+    )
+    assert settings.load(PRODUCTION)["broker_url"] == PRODUCTION["CELERY_BROKER_URL"]
+
+
 def test_a_relative_data_dir_starts_at_the_project_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert settings.data_dir({"CELERY_DATA_DIR": "data"}) == settings.PROJECT_ROOT / "data"

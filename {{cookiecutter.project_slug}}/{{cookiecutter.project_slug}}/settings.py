@@ -134,6 +134,8 @@ def development(env):
             f"CELERY_DATA_DIR={env.get('CELERY_DATA_DIR') or '.celery'!r} ({data_dir(env)}) "
             f"{exc}; point it to a new folder of its own, e.g. CELERY_DATA_DIR=.celery"
         ) from None
+    except celery_devfs.PlatformError as exc:
+        raise SettingsError(f"{exc}, or set CELERY_ENV=production in .env") from None
     except celery_devfs.VersionError as exc:
         raise SettingsError(str(exc)) from None
 
