@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: help test test-fast lint bench conformance clean
+.PHONY: help test test-fast test-quick lint bench conformance clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -27,6 +27,11 @@ test: $(VENV)/.installed $(VENV)/.actionlint ## Run every test (production ones 
 
 test-fast: $(VENV)/.installed $(VENV)/.actionlint ## Run the quick tests: not the rendered projects' suites and Makefiles
 	$(BIN)/python -m pytest -m "not slow"
+
+# The template CI's quick layer, on each runner: renders, then a project for
+# PROJECT_PYTHON (default 3.10) through make demo, lint, test and test-devfs.
+test-quick: $(VENV)/.installed $(VENV)/.actionlint ## Run what each runner of the template's CI runs (PROJECT_PYTHON=3.X)
+	$(BIN)/python -m pytest -m quick
 
 lint: $(VENV)/.installed ## Check the template's own Python code with ruff
 	$(BIN)/ruff check tests

@@ -36,9 +36,12 @@ SETUPS = {
     # (the worker and the client switch to them: see KOMBU below).
     "kombu-filesystem": {"CELERY_ENV": "development", "BENCH_KOMBU": "1"},
     "devfs": {"CELERY_ENV": "development"},
-    # As on macOS and the BSDs (no inotify: the doorbell), and as on Windows (nothing
-    # but polling), in the worker and the client (celery_devfs.testing.watch_as).
+    # As on the BSDs (no inotify: the doorbell), as on macOS (the doorbell, and the
+    # prefork pool spawned, not forked, as billiard does there), and as on WSL 2's
+    # /mnt/c (nothing but polling), in the worker and the client
+    # (celery_devfs.testing.watch_as).
     "devfs-no-inotify": {"CELERY_ENV": "development", "BENCH_WATCH": "doorbell"},
+    "devfs-macos": {"CELERY_ENV": "development", "BENCH_WATCH": "macos"},
     "devfs-polling": {"CELERY_ENV": "development", "BENCH_WATCH": "polling"},
     "redis": {
         "CELERY_ENV": "production",
@@ -357,6 +360,13 @@ def main():
                     for row, values in (found or {}).items():
                         table.setdefault((settings_name, row), {})[name] = values
             for name in [n for n in args.setups if n.startswith("devfs")]:
+                if SETUPS[name].get("BENCH_WATCH") == "macos":  # spawned: no trace in them
+                    print(
+                        f"{name} not traced: its pool processes are spawned, "
+                        "without chord_trace's hooks",
+                        file=sys.stderr,
+                    )
+                    continue
                 print(f"tracing chords on {name}...", file=sys.stderr)
                 data = Path(folder) / f"trace-{name}"
                 data.mkdir()

@@ -11,6 +11,9 @@ from cookiecutter.environment import StrictEnvironment
 
 from conftest import BIN, TEMPLATE, run
 
+# What each runner of the template CI's quick layer runs (make test-quick).
+pytestmark = pytest.mark.quick
+
 
 def load_hook(name, tmp_path, slug="my_celery_project"):
     """Render a hook with cookiecutter's own Jinja environment and import it."""

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import BIN, run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.quick]
 NEXT = "5.8.0"
 
 

@@ -11,6 +11,9 @@ import yaml
 
 from conftest import TEMPLATE, run, run_generated_checks
 
+# What each runner of the template CI's quick layer runs (make test-quick).
+pytestmark = pytest.mark.quick
+
 LEFTOVER = re.compile(r"\{\{\s*cookiecutter\.|\{%|cookiecutter\.project")
 HOSTILE = {
     "project_name": 'Café "Ünïcode" \\ Tâches',

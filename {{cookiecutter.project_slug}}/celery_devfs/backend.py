@@ -12,7 +12,9 @@ backend (a Celery key-value backend, one file per key), with these changes:
   as soon as its last part ends, instead of `celery.chord_unlock` polling
   every second. (Windows has no flock: chords fall back to chord_unlock there.)
 - `result.get()` returns as soon as the result file appears (inotify on
-  Linux; elsewhere it looks every few milliseconds instead of every 0.5 s).
+  Linux, the doorbell elsewhere, through one watch per process shared by its
+  threads; where neither can be had it looks every few milliseconds instead of
+  every 0.5 s).
 - A chord counts its parts without reading the whole group at each part, so
   a chord with a large header finishes in linear, not quadratic, time.
 - Results expire by themselves after ``result_expires``, as Redis keys do: each
@@ -45,6 +47,7 @@ from .folders import DamagedFile, read_regular_file, write_private_file
 logger = logging.getLogger(__name__)
 POLL = 0.005  # seconds between looks while waiting for results, without inotify
 EXPIRY_LOOK = 30.0  # seconds at most between a worker's looks for expired results
+FULL_LOOK = 1.0  # seconds between looks at every awaited result, woken or not
 
 
 def expire_results(sender, **kwargs):
@@ -203,10 +206,11 @@ class Backend(KeyValueStoreBackend):
             self.delete(size_key)
 
     def wait_for(self, task_id, timeout=None, interval=0.5, no_ack=True, on_interval=None):
-        watch = self._results_watch()
-        if not watch:
+        shared = notify.Shared.on(self.path)  # one per process, whatever the threads
+        if not shared:
             return super().wait_for(task_id, timeout, min(interval, POLL), no_ack, on_interval)
         deadline = None if timeout is None else time.monotonic() + timeout
+        mark = shared.mark()  # before the read: a result written after it wakes us
         while True:
             meta = self.get_task_meta(task_id)
             if meta["status"] in states.READY_STATES:
@@ -216,15 +220,9 @@ class Backend(KeyValueStoreBackend):
             left = interval if deadline is None else deadline - time.monotonic()
             if left <= 0:
                 raise CeleryTimeoutError("The operation timed out.")
-            # Short slices: another thread waiting on the same watch may take our event.
-            watch.wait(min(left, interval, 0.1))
-
-    def _results_watch(self):
-        """One inotify watch on the results folder per process (closing one costs ms)."""
-        if getattr(self, "_watch_pid", None) != os.getpid():
-            self._watch = notify.watching(self.path)
-            self._watch_pid = os.getpid()
-        return self._watch
+            # At most `interval` asleep: a wake-up lost (a writer out of descriptors)
+            # costs that, never the timeout.
+            mark, _ = shared.wait(mark, min(left, interval))
 
     def get_many(
         self,
@@ -238,9 +236,10 @@ class Backend(KeyValueStoreBackend):
         READY_STATES=states.READY_STATES,
     ):
         """Celery's, but a result is read when its file arrives (inotify), not every
-        file at every interval."""
-        watch = notify.watching(self.path)  # its own: the names it reports are ours to take
-        if not watch:
+        file at every interval; and all that are still awaited once a second, so a
+        wake-up lost (a writer out of descriptors) costs a second, not the timeout."""
+        shared = notify.Shared.on(self.path)  # one per process, whatever the threads
+        if not shared:
             yield from super().get_many(
                 task_ids, timeout, min(interval, POLL), no_ack, on_message, on_interval,
                 max_iterations, READY_STATES,
@@ -250,30 +249,30 @@ class Backend(KeyValueStoreBackend):
         waiting = {bytes_to_str(task_id): task_id for task_id in task_ids}
         look_at, iterations = list(waiting), 0
         prefix = os.fsdecode(self.task_keyprefix)
-        try:
-            while waiting:
-                keys = [waiting[task_id] for task_id in look_at]
-                found = self._mget_to_results(
-                    self.mget([self.get_key_for_task(key) for key in keys]), keys, READY_STATES
-                )
-                self._cache.update(found)
-                for key, meta in found.items():
-                    waiting.pop(bytes_to_str(key), None)
-                    if on_message is not None:
-                        on_message(meta)
-                    yield bytes_to_str(key), meta
-                if not waiting:
-                    return
-                left = interval if deadline is None else deadline - time.monotonic()
-                if left <= 0:
-                    raise CeleryTimeoutError(f"Operation timed out ({timeout})")
-                if on_interval:
-                    on_interval()
-                names = watch.names(min(left, interval))
-                arrived = None if names is None else {n.removeprefix(prefix) for n in names}
-                look_at = [t for t in waiting if arrived is None or t in arrived]
-                iterations += 1
-                if max_iterations and iterations >= max_iterations:
-                    return
-        finally:
-            watch.close()
+        mark, everything = shared.mark(), time.monotonic() + FULL_LOOK
+        while waiting:
+            keys = [waiting[task_id] for task_id in look_at]
+            found = self._mget_to_results(
+                self.mget([self.get_key_for_task(key) for key in keys]), keys, READY_STATES
+            )
+            self._cache.update(found)
+            for key, meta in found.items():
+                waiting.pop(bytes_to_str(key), None)
+                if on_message is not None:
+                    on_message(meta)
+                yield bytes_to_str(key), meta
+            if not waiting:
+                return
+            left = interval if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                raise CeleryTimeoutError(f"Operation timed out ({timeout})")
+            if on_interval:
+                on_interval()
+            mark, names = shared.wait(mark, min(left, interval, everything - time.monotonic()))
+            if names is None or time.monotonic() >= everything:
+                names, everything = None, time.monotonic() + FULL_LOOK
+            arrived = None if names is None else {n.removeprefix(prefix) for n in names}
+            look_at = [t for t in waiting if arrived is None or t in arrived]
+            iterations += 1
+            if max_iterations and iterations >= max_iterations:
+                return

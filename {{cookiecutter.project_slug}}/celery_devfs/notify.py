@@ -2,6 +2,7 @@
 dependency; a doorbell elsewhere), when an acknowledgement frees a prefetch place,
 or when the worker starts to stop."""
 
+import collections
 import ctypes
 import errno
 import functools
@@ -14,6 +15,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 import uuid
 
 # Filesystems on which a write made elsewhere (the Windows side of WSL 2's /mnt/c,
@@ -79,12 +81,13 @@ def stopping():
 
 def _forget_in_child():
     """A forked pool process sends its signals (a revoke's SIGTERM) to its own pipe,
-    made when it needs one, not to its parent's."""
+    made when it needs one, not to its parent's; and makes watches of its own."""
     if _signals["fd"] is not None:
         signal.set_wakeup_fd(-1)
         os.close(_signals["fd"])
         os.close(_signals["write"])
         _signals.update(fd=None, write=None, stopping=False)
+    _forget_shared_in_child()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
@@ -290,6 +293,88 @@ def watching(folder):
     if foreign(folder):
         return None
     return Inotify.watching(folder) or Doorbell.watching(folder)
+
+
+class Shared:
+    """One watch per process and folder for all the threads that wait there: Celery
+    gives each thread a result backend of its own, and a watch each would hold an
+    inotify instance (Linux allows 128 per user) or a FIFO per thread. One waiting
+    thread at a time reads the watch; every waiting thread sees each name that
+    arrived since its mark. Kept for the process's life (re-made after a fork)."""
+
+    KEEP = 4096  # names remembered: a waiter further behind looks at everything
+    _all = {}
+    _made = threading.Lock()
+
+    def __init__(self, watch):
+        self.watch = watch
+        self.changed = threading.Condition()
+        self.names = collections.deque(maxlen=self.KEEP)
+        self.count = 0  # names recorded: the mark of the next one
+        self.lost = 0  # names before this mark may have been dropped
+        self.reading = False
+
+    @classmethod
+    def on(cls, folder):
+        """This process's Shared on `folder`, or None where nothing can watch it (poll)."""
+        key = (os.getpid(), os.fsdecode(folder))
+        with cls._made:
+            if key not in cls._all:
+                watch = watching(folder)
+                if watch is None:  # polled, or no descriptor free now: try again later
+                    return None
+                cls._all[key] = cls(watch)
+            return cls._all[key]
+
+    def mark(self):
+        """Where a waiter starts: names that arrive after it are news to it."""
+        with self.changed:
+            return self.count
+
+    def wait(self, mark, seconds):
+        """(a new mark, the names that arrived since `mark`: None when some may have
+        been dropped, look at everything), after waiting up to `seconds` for one."""
+        deadline = time.monotonic() + seconds
+        with self.changed:
+            while self.count == mark:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return mark, set()
+                if self.reading:  # another thread reads: it tells us
+                    self.changed.wait(left)
+                    continue
+                self.reading = True
+                self.changed.release()
+                try:
+                    names = self.watch.names(left)
+                finally:
+                    self.changed.acquire()
+                    self.reading = False
+                    self.changed.notify_all()  # news, or another thread's turn to read
+                if names is None:
+                    self.count += 1
+                    self.lost = self.count
+                else:
+                    self.names.extend(names)
+                    self.count += len(names)
+            if mark < self.lost or self.count - mark > len(self.names):
+                return self.count, None
+            return self.count, set(list(self.names)[len(self.names) - (self.count - mark) :])
+
+
+def close_shared():
+    """Close this process's shared watches (tests switch how a process watches)."""
+    with Shared._made:
+        for (pid, _), shared in Shared._all.items():
+            if pid == os.getpid():
+                shared.watch.close()
+        Shared._all = {}
+
+
+def _forget_shared_in_child():
+    """A forked process makes watches of its own; its parent's stay open, unused."""
+    Shared._made = threading.Lock()
+    Shared._all = {}
 
 
 class Wakeups:

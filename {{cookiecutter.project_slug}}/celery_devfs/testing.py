@@ -13,7 +13,9 @@ import pytest
 # The project's root, which holds celery_devfs: processes start there.
 ROOT = Path(__file__).resolve().parent.parent
 # How a process learns that a file arrived: inotify (Linux), the doorbell where there
-# is none (macOS, the BSDs), or polling where neither can be had (Windows).
+# is none (the BSDs), or polling where neither can be had (WSL 2's /mnt/c); "macos" is
+# the doorbell with Celery's prefork pool spawned, not forked, as billiard does there,
+# and its processes without Linux's parent-death signal (macOS has none).
 WATCHES = ("inotify", "doorbell", "polling")
 
 
@@ -21,18 +23,41 @@ def watch_as(mode):
     """Wait for files as a machine of that kind does, in this process (tests here, on
     Linux, run the code those machines run); returns what undoes it. DEVFS_TEST_WATCH
     does the same in the test workers (tests/app.py)."""
-    from .notify import Doorbell, Inotify
+    import billiard
+    from celery import signals
 
-    kept = Inotify.watching, Doorbell.watching
-    if mode in ("doorbell", "polling"):
+    from .notify import Doorbell, Inotify, close_shared
+
+    kept = Inotify.watching, Doorbell.watching, billiard.get_start_method(allow_none=True)
+    if mode == "macos":  # a pool started from here on spawns its processes
+        billiard.set_start_method("spawn", force=True)
+        # Celery gives each pool process Linux's parent-death signal as it starts; a
+        # spawned one imports this (the worker's app module calls watch_as) after.
+        signals.worker_process_init.connect(no_parent_death_signal, weak=False)
+        no_parent_death_signal()
+    if mode in ("doorbell", "polling", "macos"):
         Inotify.watching = classmethod(lambda cls, folder: None)
     if mode == "polling":
         Doorbell.watching = classmethod(lambda cls, folder: None)
+    close_shared()  # made the other way
 
     def undo():
-        Inotify.watching, Doorbell.watching = kept
+        close_shared()
+        Inotify.watching, Doorbell.watching = kept[:2]
+        billiard.set_start_method(kept[2], force=True)
+        signals.worker_process_init.disconnect(no_parent_death_signal)
 
     return undo
+
+
+def no_parent_death_signal(**kwargs):
+    """This process outlives its parent, as a Mac's pool processes do (no prctl there)."""
+    from billiard.util import set_pdeathsig
+
+    try:
+        set_pdeathsig(0)
+    except OSError:  # not Linux: it has none already
+        pass
 
 
 def start(args, env, log=None):

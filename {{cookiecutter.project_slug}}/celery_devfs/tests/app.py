@@ -11,7 +11,7 @@ import celery_devfs
 from celery import Celery, shared_task
 from celery_devfs.testing import watch_as
 
-watch_as(os.environ.get("DEVFS_TEST_WATCH"))  # doorbell or polling: as where there is no inotify
+watch_as(os.environ.get("DEVFS_TEST_WATCH"))  # doorbell, polling, macos: as other systems
 
 SETUPS = ("devfs", "kombu", "production")
 

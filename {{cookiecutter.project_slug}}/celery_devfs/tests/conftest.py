@@ -28,8 +28,8 @@ def pytest_collection_modifyitems(items):
     mark_production(items)
 
 
-# celery_devfs as where there is no inotify (macOS, the BSDs): the doorbell, in the
-# test's own process and in every process it starts.
+# celery_devfs as on macOS: the doorbell, in the test's own process and in every
+# process it starts, and the workers' prefork pools spawned, not forked.
 NO_INOTIFY = "devfs-no-inotify"
 # Both ways a development machine wakes up, then RabbitMQ + Redis.
 BOTH_WATCHES_AND_PRODUCTION = ["devfs", NO_INOTIFY, "production"]
@@ -39,7 +39,7 @@ def environment(setup, tmp_path):
     return {
         **os.environ,
         **SERVERS,
-        **({"DEVFS_TEST_WATCH": "doorbell"} if setup == NO_INOTIFY else {}),
+        **({"DEVFS_TEST_WATCH": "macos"} if setup == NO_INOTIFY else {}),
         "DEVFS_TEST_SETUP": "devfs" if setup == NO_INOTIFY else setup,
         "DEVFS_TEST_DATA": str(tmp_path / "data"),
         "DEVFS_TEST_QUEUE": f"devfs-test-{uuid.uuid4().hex[:8]}",

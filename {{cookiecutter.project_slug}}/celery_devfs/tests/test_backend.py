@@ -9,6 +9,7 @@ import celery_devfs
 import pytest
 from celery import Celery, chain, chord, group
 from celery.contrib.testing.worker import start_worker
+from celery_devfs import notify
 from celery_devfs.backend import expire_results
 from celery_devfs.testing import WATCHES, watch_as
 
@@ -141,3 +142,51 @@ def test_a_worker_lists_the_results_only_once_the_oldest_kept_may_have_expired(
     now += 58
     app.backend.cleanup_quietly()  # 60 s old: expired, as a Redis key at its TTL
     assert (len(listings), kept()) == (3, [])
+
+
+def inotify_instances():
+    """This process's inotify descriptors."""
+    found = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+        except OSError:  # closed meanwhile
+            pass
+    return found
+
+
+@pytest.mark.parametrize("notifications", ["inotify", "doorbell"])
+def test_threads_waiting_for_results_share_one_watch(app, notifications, request):
+    """A threaded web server: Celery gives each thread a result backend of its own, and
+    200 threads wait for their results at once; open files and inotify instances stay
+    flat (Linux allows 128 instances per user; macOS 256 open files by default)."""
+    request.addfinalizer(watch_as(notifications))
+    ids = [f"threads-{notifications}-{n}" for n in range(200)]
+    results, ready = {}, threading.Barrier(len(ids) + 1)
+    before = len(os.listdir("/proc/self/fd")), inotify_instances()
+
+    def wait(task_id):
+        ready.wait()
+        results[task_id] = app.AsyncResult(task_id).get(timeout=30)
+
+    threads = [threading.Thread(target=wait, args=(task_id,)) for task_id in ids]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    time.sleep(0.5)  # every thread in get(), waiting
+    during = len(os.listdir("/proc/self/fd")), inotify_instances()
+    for n, task_id in enumerate(ids):
+        app.backend.store_result(task_id, n, "SUCCESS")
+    for thread in threads:
+        thread.join()
+    assert results == {task_id: n for n, task_id in enumerate(ids)}
+    assert during[0] - before[0] <= 2 and during[1] - before[1] <= 1, (before, during)
+
+
+def test_a_lost_wake_up_costs_a_second_not_the_timeout(app, request, monkeypatch):
+    """A writer out of descriptors cannot ring the doorbell: the results are still read."""
+    request.addfinalizer(watch_as("doorbell"))
+    monkeypatch.setattr(notify, "ring", lambda folder, name: None)
+    backend, ids = app.backend, ["lost-wake-up-1", "lost-wake-up-2"]
+    threading.Timer(0.2, lambda: [backend.store_result(i, 1, "SUCCESS") for i in ids]).start()
+    assert len(dict(backend.get_many(ids, timeout=10, interval=60))) == 2
