@@ -166,10 +166,14 @@ def production(env):
         "broker_connection_timeout": 5,
         "redis_socket_connect_timeout": 5,
         "redis_socket_timeout": 30,
-        # Once running, ride out a broker or Redis restart instead of dying.
+        # Once running, ride out a broker or Redis restart instead of dying. A result
+        # is stored once Redis is back (tried again within a second, about 300 times:
+        # minutes), not given up after Celery's 10 quick tries and stored as a FAILURE.
         "broker_connection_max_retries": None,
         "result_backend_always_retry": True,
-        "result_backend_max_retries": 10,
+        "result_backend_max_retries": 300,
+        "result_backend_base_sleep_between_retries_ms": 100,
+        "result_backend_max_sleep_between_retries_ms": 1000,
     }
 
 
