@@ -136,6 +136,22 @@ def test_bad_rabbitmq_credentials_name_the_variable_to_fix(baked):
     ]
 
 
+@pytest.mark.parametrize("password", ["not-the-password", "p@ss"])
+def test_a_deployed_worker_with_a_refused_login_stops_with_one_line(baked, password):
+    """`celery -A <package> worker`, as deployed: Celery's AccessRefused traceback before."""
+    require_servers(baked)
+    url = f"amqp://guest:{password}@127.0.0.1:5672//"
+    command = [sys.executable, "-m", "celery", "-A", PACKAGE, "worker", "--pool=solo"]
+    done = run(command, baked, timeout=60, check=False, **{**WORKING, "CELERY_BROKER_URL": url})
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [
+        "ERROR: broker amqp://guest:**@127.0.0.1:5672// unreachable (bad credentials); "
+        "check the user and password in CELERY_BROKER_URL in .env (write @ : / % in a "
+        "password as %40 %3A %2F %25)"
+    ]
+    assert password not in done.stdout + done.stderr
+
+
 # A worker of another app on the project's broker, consuming the queue in
 # argv[1]: another project's worker (it knows none of our tasks), or, with
 # argv[2], a stale one whose tsum takes that many seconds.

@@ -1,10 +1,13 @@
 """Production's faults, on servers of the test's own (a Redis started and stopped
 here, never the one a user runs): what a deployed worker does when one goes away."""
 
+import json
+import os
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +43,62 @@ class PrivateRedis:
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=30)
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of the test's own (its own name, ports and data), as .ci/services
+    starts the shared one: stopped and started at will, killed by PID at the end."""
+
+    BIN = Path("/usr/lib/rabbitmq/bin")
+
+    def __init__(self, folder):
+        self.port, dist, self.folder = free_port(), free_port(), folder
+        self.name = f"faults{self.port}@localhost"
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.env = {
+            **os.environ,
+            "HOME": str(folder),  # its Erlang cookie, for rabbitmqctl too
+            "RABBITMQ_NODENAME": self.name,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(folder / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
+            "RABBITMQ_PID_FILE": str(folder / "pid"),
+        }
+        log = open(folder / "server.log", "w")
+        self.process = subprocess.Popen(
+            [self.BIN / "rabbitmq-server"], env=self.env, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 120  # await_startup fails until the node answers
+        while self.ctl("await_startup", check=False).returncode != 0:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.kill()
+                pytest.fail(f"RabbitMQ node {self.name} did not start: {folder / 'log'}")
+            time.sleep(0.5)
+
+    def ctl(self, *args, check=True):
+        command = [self.BIN / "rabbitmqctl", "-n", self.name, *args]
+        return subprocess.run(command, env=self.env, check=check, capture_output=True, timeout=120)
+
+    def kill(self):
+        self.process.terminate()
+        pid_file = self.folder / "pid"  # the Erlang VM's own PID
+        if pid_file.exists():
+            subprocess.run(["kill", "-9", pid_file.read_text().strip()], capture_output=True)
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture
+def rabbit(tmp_path):
+    if not PrivateRabbit.BIN.exists():
+        pytest.fail("RabbitMQ is not installed: apt-get install rabbitmq-server (.ci/run does)")
+    node = PrivateRabbit(tmp_path)
+    yield node
+    node.kill()
 
 
 @pytest.fixture
@@ -105,3 +164,56 @@ def test_results_are_stored_once_redis_is_back_after_30_s(baked, redis, tmp_path
         worker.wait(timeout=60)
         delete_queue(baked, env)
     assert "BackendStoreError" not in log.read_text(), log.read_text()[-3000:]
+
+
+# A web server's request loop: .delay() every 10 ms for `seconds`; prints which calls
+# returned (their task ids) and what the others raised.
+PRODUCER = """
+import json, sys, time
+from {package}.tasks import tsum
+returned, raised, end = [], {{}}, time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    try:
+        returned.append(tsum.delay([len(returned), 1]).id)
+    except Exception as exc:
+        name = f"{{type(exc).__module__}}.{{type(exc).__name__}}"
+        raised[name] = raised.get(name, 0) + 1
+    time.sleep(0.01)
+print(json.dumps({{"returned": returned, "raised": raised}}))
+"""
+
+
+def test_a_delay_that_returns_means_rabbitmq_has_the_task(baked, rabbit, tmp_path):
+    """RabbitMQ stopped for 10 s under a producer: each .delay() either returns, and its
+    task runs, or raises kombu's OperationalError (without publisher confirms, one
+    returned and its task never ran). How long after its return the worker resumes
+    is printed: kombu's reconnect intervals (2 s, then 4, 6 ... up to 30) decide it."""
+    env = {"CELERY_ENV": "production", "CELERY_BROKER_URL": rabbit.url}
+    env.update(CELERY_RESULT_BACKEND="redis://127.0.0.1:6379/0", CELERY_QUEUE="faults")
+    command = [sys.executable, "-m", "celery", "-A", PACKAGE, "worker", "--concurrency=2"]
+    with open(tmp_path / "worker.log", "w") as out:
+        worker = subprocess.Popen(command, cwd=baked, env=clean_env(**env), stdout=out, stderr=out)
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER.format(package=PACKAGE), "25"],
+        cwd=baked, env=clean_env(**env), stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(5)
+        rabbit.ctl("stop_app")
+        time.sleep(10)
+        rabbit.ctl("start_app")
+        back = time.monotonic()
+        found = json.loads(producer.communicate(timeout=120)[0])
+        code = READ.format(package=PACKAGE)
+        read = run([sys.executable, "-c", code, *found["returned"]], baked, timeout=180, **env)
+        print(
+            f"{len(found['returned'])} returned, raised {found['raised']}; all read "
+            f"{time.monotonic() - back:.1f} s after RabbitMQ was back"
+        )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    values = read.stdout.split()[1:]
+    assert values[0] == "SUCCESS" and len(values) == len(found["returned"]) + 1
+    assert set(found["raised"]) <= {"kombu.exceptions.OperationalError"}, found["raised"]
+    assert sum(found["raised"].values()) > 0  # the outage was seen

@@ -69,3 +69,26 @@ def unreachable(app):
     """One line for each server that does not answer: what make worker (in a terminal)
     and make demo stop with. A deployed `celery -A <package> worker` waits instead."""
     return [f"{name} {url} {problem(name, why)}" for name, url, why in servers(app) if why]
+
+
+def stop_worker_on_refused_login(app):
+    """Have `celery -A <package> worker` stop with one line when the broker refuses its
+    login (Celery's own: an AccessRefused traceback); a broker that is down is waited
+    for, as Celery does. Development's broker has no login: nothing to check."""
+    from celery import signals
+
+    def check(**kwargs):
+        if app.conf.broker_url.startswith("devfs:"):
+            return
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+        except Exception as exc:  # down or slow: the worker waits for it, as before
+            if reason(exc) == "bad credentials":
+                url = masked(app.conf.broker_url)
+                raise SystemExit(
+                    f"ERROR: broker {url} {problem('broker', 'bad credentials')} "
+                    "(write @ : / % in a password as %40 %3A %2F %25)"
+                ) from None
+
+    signals.celeryd_init.connect(check, weak=False)

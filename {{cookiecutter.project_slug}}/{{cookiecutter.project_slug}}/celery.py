@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery_servers import stop_worker_on_refused_login
 
 from . import settings
 
@@ -23,8 +24,8 @@ def create_app(config):
 
 
 app = create_app(settings.load())
-# Celery's current app is per thread: in a thread that did not import this module (a
-# web server's, a ThreadPoolExecutor's), @shared_task tasks such as tsum would send
-# through Celery's fallback app, to its default broker. As the default, ours is found
-# from every thread.
+# Celery's current app is per thread: as the default too, ours is the one tsum.delay()
+# finds from a web server's threads (not Celery's fallback app and default broker).
 app.set_default()
+# A deployed worker stops with one line when RabbitMQ refuses its login.
+stop_worker_on_refused_login(app)

@@ -162,13 +162,15 @@ def production(env):
     return {
         "broker_url": env["CELERY_BROKER_URL"],
         "result_backend": env["CELERY_RESULT_BACKEND"],
+        # A .delay() returns once RabbitMQ has the message (publisher confirms); while
+        # it is down, .delay() raises kombu.exceptions.OperationalError after 3 tries.
+        "broker_transport_options": {"confirm_publish": True},
         # Give up on a server that does not answer within seconds, instead of hanging.
         "broker_connection_timeout": 5,
         "redis_socket_connect_timeout": 5,
         "redis_socket_timeout": 30,
-        # Once running, ride out a broker or Redis restart instead of dying. A result
-        # is stored once Redis is back (tried again within a second, about 300 times:
-        # minutes), not given up after Celery's 10 quick tries and stored as a FAILURE.
+        # Ride out a broker or Redis restart: a result is written again within a second
+        # for minutes, not given up after Celery's 10 quick tries (stored as FAILURE).
         "broker_connection_max_retries": None,
         "result_backend_always_retry": True,
         "result_backend_max_retries": 300,
