@@ -144,13 +144,20 @@ def test_a_worker_lists_the_results_only_once_the_oldest_kept_may_have_expired(
     assert (len(listings), kept()) == (3, [])
 
 
+FDS = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"  # Linux; macOS
+
+
+def open_files():
+    return len(os.listdir(FDS))
+
+
 def inotify_instances():
-    """This process's inotify descriptors."""
+    """This process's inotify descriptors (none where there is no inotify)."""
     found = 0
-    for fd in os.listdir("/proc/self/fd"):
+    for fd in os.listdir(FDS):
         try:
-            found += os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
-        except OSError:  # closed meanwhile
+            found += os.readlink(f"{FDS}/{fd}") == "anon_inode:inotify"
+        except OSError:  # closed meanwhile, or not a link (macOS)
             pass
     return found
 
@@ -163,7 +170,7 @@ def test_threads_waiting_for_results_share_one_watch(app, notifications, request
     request.addfinalizer(watch_as(notifications))
     ids = [f"threads-{notifications}-{n}" for n in range(200)]
     results, ready = {}, threading.Barrier(len(ids) + 1)
-    before = len(os.listdir("/proc/self/fd")), inotify_instances()
+    before = open_files(), inotify_instances()
 
     def wait(task_id):
         ready.wait()
@@ -174,7 +181,7 @@ def test_threads_waiting_for_results_share_one_watch(app, notifications, request
         thread.start()
     ready.wait()
     time.sleep(0.5)  # every thread in get(), waiting
-    during = len(os.listdir("/proc/self/fd")), inotify_instances()
+    during = open_files(), inotify_instances()
     for n, task_id in enumerate(ids):
         app.backend.store_result(task_id, n, "SUCCESS")
     for thread in threads:

@@ -46,6 +46,10 @@ def test_windows_is_refused_before_anything_is_made(tmp_path, monkeypatch):
     assert not (tmp_path / "data").exists()
 
 
+# Linux's own paths: inotify is Linux's (elsewhere these are the doorbell's, above).
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify: Linux")
+
+
 @pytest.fixture
 def fresh_libc():
     notify._libc.cache_clear()
@@ -65,6 +69,7 @@ def test_on_the_bsds_the_doorbell_rings_even_where_libc_has_inotify(
         watch.close()
 
 
+@linux_only
 def test_inotify_is_found_without_find_library_as_on_musl(tmp_path, monkeypatch, fresh_libc):
     """Alpine's musl: find_library("c") finds nothing (and runs ldconfig to say so)."""
 
@@ -101,6 +106,7 @@ def test_the_filesystem_of_a_folder_is_read_from_mountinfo(tmp_path):
     assert notify.filesystem("/x", str(tmp_path / "none")) is None  # macOS: no /proc
 
 
+@linux_only
 def test_a_folder_on_wsls_windows_drives_is_polled(tmp_path, monkeypatch):
     """On /mnt/c inotify is accepted, but files written from Windows never wake it."""
     queue, mountinfo = tmp_path / "queue", tmp_path / "mountinfo"
