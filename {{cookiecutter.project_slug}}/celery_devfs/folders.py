@@ -1,7 +1,9 @@
 """The data folder: which folders may be one, how it is made and cleaned, and
 how files in it are read and written without ever blocking or being half-seen."""
 
+import functools
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -27,6 +29,13 @@ SYSTEM_FOLDERS = tuple(
 # The largest message or result read, as RabbitMQ 3.x's default max_message_size:
 # a hostile 10 GB file (or /dev/zero) must not fill a worker's memory.
 MAX_FILE_BYTES = 128 * 1024 * 1024
+
+# Filesystems on which a write made elsewhere (the Windows side of WSL 2's /mnt/c,
+# a Mac host under Docker Desktop, another machine) wakes neither inotify nor a
+# doorbell, though both can be set up there: a folder on one is polled.
+FOREIGN_FILESYSTEMS = {"9p", "drvfs", "v9fs", "virtiofs", "fakeowner", "fuse.grpcfuse"}
+FOREIGN_FILESYSTEMS |= {"cifs", "smb3", "smbfs", "nfs", "nfs4"}
+MOUNTINFO = "/proc/self/mountinfo"
 
 
 class DataFolderError(ValueError):
@@ -187,3 +196,26 @@ def _write_private_file(path, data, temporary):
         except OSError:
             pass
         raise
+
+
+@functools.lru_cache(maxsize=64)  # one read per folder and process
+def filesystem(folder, mountinfo=None):
+    """The type of the filesystem that holds `folder` ("ext4", "9p"...), or None where
+    the system does not say (no /proc: macOS, the BSDs)."""
+    path, best, found = os.path.realpath(os.fsdecode(folder)), "", None
+    try:
+        with open(mountinfo or MOUNTINFO, encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                fields = line.split()  # ... mount point (5th) ... - type source options
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
+                inside = path == point or path.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best) and "-" in fields:
+                    best, found = point, fields[fields.index("-") + 1]
+    except (OSError, IndexError):
+        return None
+    return found
+
+
+def foreign(folder):
+    """Is `folder` on a filesystem whose writes from elsewhere wake nothing here?"""
+    return filesystem(folder) in FOREIGN_FILESYSTEMS

@@ -8,7 +8,6 @@ import errno
 import functools
 import math
 import os
-import re
 import select
 import signal
 import stat
@@ -18,12 +17,7 @@ import threading
 import time
 import uuid
 
-# Filesystems on which a write made elsewhere (the Windows side of WSL 2's /mnt/c,
-# a Mac host under Docker Desktop, another machine) wakes neither inotify nor a
-# doorbell, though both can be set up there: a folder on one is polled.
-FOREIGN_FILESYSTEMS = {"9p", "drvfs", "v9fs", "virtiofs", "fakeowner", "fuse.grpcfuse"}
-FOREIGN_FILESYSTEMS |= {"cifs", "smb3", "smbfs", "nfs", "nfs4"}
-MOUNTINFO = "/proc/self/mountinfo"
+from .folders import foreign
 
 
 def drain(fd):
@@ -114,29 +108,6 @@ def _libc():
     if not sys.platform.startswith("linux"):
         return None
     return ctypes.CDLL(None, use_errno=True)
-
-
-@functools.lru_cache(maxsize=64)  # one read per folder and process
-def filesystem(folder, mountinfo=None):
-    """The type of the filesystem that holds `folder` ("ext4", "9p"...), or None where
-    the system does not say (no /proc: macOS, the BSDs)."""
-    path, best, found = os.path.realpath(os.fsdecode(folder)), "", None
-    try:
-        with open(mountinfo or MOUNTINFO, encoding="utf-8", errors="replace") as lines:
-            for line in lines:
-                fields = line.split()  # ... mount point (5th) ... - type source options
-                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])
-                inside = path == point or path.startswith(point.rstrip("/") + "/")
-                if inside and len(point) >= len(best) and "-" in fields:
-                    best, found = point, fields[fields.index("-") + 1]
-    except (OSError, IndexError):
-        return None
-    return found
-
-
-def foreign(folder):
-    """Is `folder` on a filesystem whose writes from elsewhere wake nothing here?"""
-    return filesystem(folder) in FOREIGN_FILESYSTEMS
 
 
 class Watch:
@@ -290,7 +261,7 @@ def _unlink(path):
 def watching(folder):
     """What tells this process that a file arrived in `folder`: inotify, else a
     doorbell, else None (then poll): on a foreign filesystem (WSL 2's /mnt/c) too."""
-    if foreign(folder):
+    if foreign(folder):  # folders.py
         return None
     return Inotify.watching(folder) or Doorbell.watching(folder)
 

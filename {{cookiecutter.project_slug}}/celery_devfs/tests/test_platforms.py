@@ -11,7 +11,7 @@ import sys
 
 import celery_devfs
 import pytest
-from celery_devfs import notify
+from celery_devfs import folders, notify
 from celery_devfs.testing import ROOT
 
 # Python on Windows has none of these; as Windows, they are removed before import.
@@ -102,8 +102,8 @@ def test_the_filesystem_of_a_folder_is_read_from_mountinfo(tmp_path):
         ("/home/me", "ext4"),
         (b"/mnt/c/x", "9p"),  # folders come as bytes too
     ]:
-        assert notify.filesystem(folder, mountinfo) == found, folder
-    assert notify.filesystem("/x", str(tmp_path / "none")) is None  # macOS: no /proc
+        assert folders.filesystem(folder, mountinfo) == found, folder
+    assert folders.filesystem("/x", str(tmp_path / "none")) is None  # macOS: no /proc
 
 
 @linux_only
@@ -115,12 +115,12 @@ def test_a_folder_on_wsls_windows_drives_is_polled(tmp_path, monkeypatch):
     assert isinstance(watch, notify.Inotify)  # before: inotify
     watch.close()
     mountinfo.write_text(MOUNTS + f"97 22 0:55 / {tmp_path} rw - 9p drvfs rw\n")
-    monkeypatch.setattr(notify, "MOUNTINFO", str(mountinfo))
-    notify.filesystem.cache_clear()
+    monkeypatch.setattr(folders, "MOUNTINFO", str(mountinfo))
+    folders.filesystem.cache_clear()
     try:
         assert notify.watching(queue) is None
     finally:
-        notify.filesystem.cache_clear()
+        folders.filesystem.cache_clear()
 
 
 def test_descriptors_from_1024_on_are_waited_on(tmp_path):
