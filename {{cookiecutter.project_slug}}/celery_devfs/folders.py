@@ -54,7 +54,7 @@ def not_a_data_folder(path, protect=()):
             return f"holds {kept}"
         if kept in path.parents and kept != home:
             return f"is inside {kept}"
-    if path in SYSTEM_FOLDERS or path in {folder.resolve() for folder in SYSTEM_FOLDERS}:
+    if path in {folder.resolve() for folder in SYSTEM_FOLDERS}:  # `path` is resolved
         return "is a system folder"
     if path.exists() and not path.is_dir():
         return "is a file, not a folder"

@@ -114,11 +114,6 @@ class Watch:
     """A descriptor readable when a file arrives in a folder (Inotify, Doorbell), whose
     read() gives the names that arrived, or None when some may have been dropped."""
 
-    def wait(self, seconds):
-        """Return when a file arrives, or after `seconds`."""
-        if readable([self.fd], seconds):
-            drain(self.fd)
-
     def names(self, seconds):
         """The names that arrived, after waiting up to `seconds` for one; None when
         some may have been dropped (look at everything then)."""
