@@ -26,6 +26,13 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def uv_first(**extra):
+    """Environment with uv (the template's test group installs it) first on PATH, so
+    the generated Makefile installs with it, and no Python downloaded by uv."""
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    return {"PATH": path, "UV_PYTHON_DOWNLOADS": "never", **extra}
+
+
 def other_python(version):
     """The path of another CPython of this machine (pyenv's: 3.9 to 3.13 here, and
     on CI, which runs on a machine of the same kind). Missing: the test fails on CI,

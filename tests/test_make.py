@@ -20,7 +20,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
-from conftest import BIN, clean_env, free_port, run, start_in, stop_in
+from conftest import clean_env, free_port, run, start_in, stop_in, uv_first
 
 pytestmark = pytest.mark.slow
 # Debian's chromium and chromium-driver (.ci/run installs them); flags as for root
@@ -483,10 +483,9 @@ CELERY_BYTECODE = "lib/python3*/site-packages/celery/__pycache__/*.pyc"
 
 
 def uv_env():
-    """uv (the template's test group installs it) first on PATH, and no .pyc written
-    when a module is imported (as in many Docker images): only the install can."""
-    path = f"{BIN}:{os.environ['PATH']}"
-    return {"PATH": path, "UV_PYTHON_DOWNLOADS": "never", "PYTHONDONTWRITEBYTECODE": "1"}
+    """uv first on PATH, and no .pyc written when a module is imported (as in many
+    Docker images): only the install can."""
+    return uv_first(PYTHONDONTWRITEBYTECODE="1")
 
 
 def test_make_demo_uses_uv_when_it_is_on_path(fresh_project):

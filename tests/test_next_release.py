@@ -5,7 +5,6 @@ wheels, relabelled 5.8.0, are offered beside the registry."""
 
 import base64
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from importlib.metadata import version
 
 import pytest
 
-from conftest import BIN, run
+from conftest import BIN, run, uv_first
 
 pytestmark = [pytest.mark.slow, pytest.mark.quick]
 NEXT = "5.8.0"
@@ -60,8 +59,7 @@ def test_a_new_minor_release_runs_make_demo_or_names_what_moved(cookies, tmp_pat
         relabelled(package, wheels)
     project = cookies.bake(extra_context={"project_name": "Next Release"}).project_path
     # uv, as the README's quick start runs it, with the new wheels beside the registry.
-    env = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "UV_FIND_LINKS": str(wheels)}
-    env["UV_PYTHON_DOWNLOADS"] = "never"
+    env = uv_first(UV_FIND_LINKS=str(wheels))
     done = run(["make", "demo"], project, **env)
     code = "import celery, kombu; print(celery.__version__, kombu.__version__)"
     assert run([".venv/bin/python", "-c", code], project).stdout.split() == [NEXT, NEXT]

@@ -14,14 +14,13 @@ import time
 
 import pytest
 
-from conftest import BIN, other_python, run
+from conftest import BIN, other_python, run, uv_first
 
 pytestmark = [pytest.mark.slow, pytest.mark.quick]
 PROJECT_PYTHON = os.environ.get("PROJECT_PYTHON", "3.10")
 UPSTREAM = os.environ.get("UPSTREAM", "pinned")
 UPSTREAM_PACKAGES = ("celery", "kombu", "billiard")
-# uv (the template's test group installs it) first on PATH, no Python downloads.
-UV_ENV = {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "UV_PYTHON_DOWNLOADS": "never"}
+UV_ENV = uv_first()
 VERSIONS = "import sys, celery, kombu, billiard; print(*sys.version_info[:2], sep='.'); "
 VERSIONS += "print(celery.__version__, kombu.__version__, billiard.__version__)"
 
