@@ -170,8 +170,11 @@ def production(env):
         "redis_socket_connect_timeout": 5,
         "redis_socket_timeout": 30,
         # Ride out a broker or Redis restart: a result is written again within a second
-        # for minutes, not given up after Celery's 10 quick tries (stored as FAILURE).
+        # for minutes, not given up after Celery's 10 quick tries (stored as FAILURE);
+        # the worker tries RabbitMQ again every 2 s however long it was away (Celery's
+        # own waits grow to 30 s), so work resumes within seconds of its return.
         "broker_connection_max_retries": None,
+        "worker_consumer": "celery_servers:Consumer",
         "result_backend_always_retry": True,
         "result_backend_max_retries": 300,
         "result_backend_base_sleep_between_retries_ms": 100,
