@@ -54,9 +54,8 @@ def worker_running(log_file):
         return
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # results: yours only
     with os.fdopen(fd, "ab") as log:
-        # What `celery -A <package> worker --pool=solo` runs, without the half second
-        # that the celery command takes to import its command line.
-        # No Mingle: a worker for one chord needs no revokes from others (1 s less).
+        # `celery -A <package> worker --pool=solo` without the half second its command
+        # line takes to import, nor Mingle (a worker for one chord needs no revokes: 1 s).
         start = f"from {app.main} import app; app.Worker(pool='solo', without_mingle=True).start()"
         command = [sys.executable, "-c", start]
         worker = subprocess.Popen(command, cwd=settings.PROJECT_ROOT, stdout=log, stderr=log)

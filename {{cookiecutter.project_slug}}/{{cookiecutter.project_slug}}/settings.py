@@ -169,10 +169,8 @@ def production(env):
         "broker_connection_timeout": 5,
         "redis_socket_connect_timeout": 5,
         "redis_socket_timeout": 30,
-        # Ride out a broker or Redis restart: a result is written again within a second
-        # for minutes, not given up after Celery's 10 quick tries (stored as FAILURE);
-        # the worker tries RabbitMQ again every 2 s however long it was away (Celery's
-        # own waits grow to 30 s), so work resumes within seconds of its return.
+        # Ride out a server's restart: the worker tries RabbitMQ every 2 s (Celery: up to
+        # 30 s), a result is written again each second for minutes (Celery: 10 tries).
         "broker_connection_max_retries": None,
         "worker_consumer": "celery_servers:Consumer",
         "result_backend_always_retry": True,

@@ -130,9 +130,8 @@ def test_in_celerys_event_loop_each_file_is_delivered_as_it_arrives(
     """As a worker runs the transport: its descriptors in kombu's Hub (Celery's event
     loop). With inotify or the doorbell, each new file wakes the loop, which delivers
     it there and then (on_readable); with neither, the timer finds it."""
-    from kombu.asynchronous import Hub
-
     from celery_devfs import transport as devfs_transport
+    from kombu.asynchronous import Hub
 
     request.addfinalizer(watch_as(notifications))
     # The listing that catches a missed wake-up (every RELIST s) would deliver a file
