@@ -152,6 +152,54 @@ def test_a_deployed_worker_with_a_refused_login_stops_with_one_line(baked, passw
     assert password not in done.stdout + done.stderr
 
 
+def test_a_queue_left_by_an_older_version_is_one_line_whose_fix_works(baked):
+    """Older versions of the project declared its queue classic, on a direct exchange;
+    quorum and topic now (settings.py). make check, make demo and a deployed worker
+    say it in one line (RabbitMQ's PRECONDITION_FAILED traceback before), and the
+    commands in that line clear it."""
+    require_servers(baked)
+    queue = f"older-{os.getpid()}"
+    env = {**WORKING, "CELERY_QUEUE": queue}
+    broker = WORKING["CELERY_BROKER_URL"]
+    declare = f"""
+from kombu import Connection, Exchange, Queue
+with Connection("{broker}") as connection:
+    Queue("{queue}", Exchange("{queue}", "direct"), "{queue}")(connection.default_channel).declare()
+"""
+    run([sys.executable, "-c", declare], baked)
+    line = (
+        f"amqp://guest:**@127.0.0.1:5672// has the project's queue declared otherwise "
+        f"(inequivalent arg 'type' for exchange '{queue}': an older version of the project?); "
+        "set CELERY_QUEUE to a new name in .env, or delete them once empty: "
+        f"celery -A {PACKAGE} amqp queue.delete NAME; celery -A {PACKAGE} amqp "
+        "exchange.delete NAME false"
+    )
+    check = cli(baked, "check", **env)
+    assert check.returncode == 1 and f"broker:  {line}" in check.stdout.splitlines()
+    assert cli(baked, "servers", **env).stderr.splitlines() == [f"ERROR: broker {line}"]
+    command = [sys.executable, "-m", "celery", "-A", PACKAGE, "worker", "--pool=solo"]
+    worker = run(command, baked, timeout=60, check=False, **env)
+    assert worker.returncode == 1 and worker.stderr.splitlines() == [f"ERROR: broker {line}"]
+    for fix in line.split(": ")[-1].split("; "):
+        run([sys.executable, "-m", *fix.replace("NAME", queue).split()], baked, **env)
+    assert cli(baked, "check", **env).returncode == 0
+
+
+def test_priorities_that_a_quorum_queue_refuses_are_one_line_naming_the_advice(baked):
+    """task_queue_max_priority on production's quorum queue: RabbitMQ refuses the queue."""
+    require_servers(baked)
+    code = (
+        f"from {PACKAGE} import app; import celery_servers; "
+        "app.conf.task_queue_max_priority = 10; print(*celery_servers.unreachable(app))"
+    )
+    env = {**WORKING, "CELERY_QUEUE": f"priorities-{os.getpid()}"}
+    assert run([sys.executable, "-c", code], baked, **env).stdout.splitlines() == [
+        "broker amqp://guest:**@127.0.0.1:5672// refuses the project's queue (invalid arg "
+        f"'x-max-priority' for queue '{env['CELERY_QUEUE']}', not for a quorum queue); "
+        "DEPLOY.md (RabbitMQ: quorum queues) says what to set instead"
+    ]
+
+
 # A worker of another app on the project's broker, consuming the queue in
 # argv[1]: another project's worker (it knows none of our tasks), or, with
 # argv[2], a stale one whose tsum takes that many seconds.
@@ -162,6 +210,9 @@ from {PACKAGE} import app as ours
 app = Celery("foreign")
 for name in ("broker_url", "result_backend", "broker_transport_options"):
     app.conf[name] = ours.conf[name]
+for name, value in ours.conf.items():  # production's queue and exchange types (quorum, topic)
+    if name.startswith("task_") and name.endswith("_type"):
+        app.conf[name] = value
 if sys.argv[2:]:
     @app.task(name="{PACKAGE}.tasks.tsum")
     def tsum(numbers):

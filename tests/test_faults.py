@@ -4,6 +4,7 @@ here, never the one a user runs): what a deployed worker does when one goes away
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -21,21 +22,29 @@ BROKER = "amqp://guest:guest@127.0.0.1:5672//"  # .ci/services' RabbitMQ, a queu
 
 
 class PrivateRedis:
-    """A redis-server of the test's own on a free port, stopped and started at will."""
+    """A redis-server of the test's own on a free port, stopped and started at will;
+    with `certs` (a folder made by tls_certificates), on TLS only."""
 
-    def __init__(self, folder):
-        self.port, self.folder, self.process = free_port(), folder, None
+    def __init__(self, folder, certs=None):
+        self.port, self.folder, self.process, self.certs = free_port(), folder, None, certs
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.cli = ["redis-cli", "-p", str(self.port)]
+        if certs:
+            self.url = f"rediss://localhost:{self.port}/0?ssl_cert_reqs=required"
+            self.cli[1:1] = ["--tls", "--cacert", str(certs / "ca.pem")]
 
     def start(self):
         command = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port)]
+        if self.certs:
+            command[-1:] = ["0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            files = {"cert": "server.pem", "key": "server.key", "ca-cert": "ca.pem"}
+            for name, file in files.items():
+                command += [f"--tls-{name}-file", str(self.certs / file)]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while (
-            subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, text=True
-            ).stdout.strip()
+            subprocess.run([*self.cli, "ping"], capture_output=True, text=True).stdout.strip()
             != "PONG"
         ):
             if time.monotonic() > deadline:
@@ -53,8 +62,9 @@ class PrivateRabbit:
 
     BIN = Path("/usr/lib/rabbitmq/bin")
 
-    def __init__(self, folder):
+    def __init__(self, folder, config="[]."):
         self.port, dist, self.folder = free_port(), free_port(), folder
+        (folder / "advanced.config").write_text(config)
         self.name = f"faults{self.port}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
         self.env = {
@@ -70,6 +80,7 @@ class PrivateRabbit:
             "RABBITMQ_LOG_BASE": str(folder / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(folder / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(folder / "pid"),
+            "RABBITMQ_ADVANCED_CONFIG_FILE": str(folder / "advanced.config"),
         }
         log = open(folder / "server.log", "w")
         self.process = subprocess.Popen(
@@ -95,10 +106,12 @@ class PrivateRabbit:
 
 
 @pytest.fixture
-def rabbit(tmp_path):
+def rabbit(tmp_path, request):
+    """A private node; a test marked rabbitmq_config("...") gives it that advanced.config."""
     if not PrivateRabbit.BIN.exists():
         pytest.fail("RabbitMQ is not installed: apt-get install rabbitmq-server (.ci/run does)")
-    node = PrivateRabbit(tmp_path)
+    marker = request.node.get_closest_marker("rabbitmq_config")
+    node = PrivateRabbit(tmp_path, *marker.args if marker else ())
     yield node
     node.kill()
 
@@ -195,7 +208,7 @@ def test_a_delay_that_returns_means_rabbitmq_has_the_task_and_work_resumes_at_on
     after 20 s down, its next try was 10 s after RabbitMQ's return)."""
     env = {"CELERY_ENV": "production", "CELERY_BROKER_URL": rabbit.url}
     env.update(CELERY_RESULT_BACKEND="redis://127.0.0.1:6379/0", CELERY_QUEUE="faults")
-    command = [sys.executable, "-m", "celery", "-A", PACKAGE, "worker", "--concurrency=2", "-l", "INFO"]
+    command = [sys.executable, "-m", "celery", "-A", PACKAGE, "worker", "-c", "2", "-l", "INFO"]
     log = tmp_path / "worker.log"
     with open(log, "w") as out:
         worker = subprocess.Popen(command, cwd=baked, env=clean_env(**env), stdout=out, stderr=out)
@@ -229,3 +242,106 @@ def test_a_delay_that_returns_means_rabbitmq_has_the_task_and_work_resumes_at_on
     resumed = datetime.strptime(connected[-1], "%Y-%m-%d %H:%M:%S,%f") - back_at
     print(f"worker's waits between tries: {waits} s; back {resumed.total_seconds():.1f} s after")
     assert len(waits) >= 5 and max(waits) <= 2, text[-3000:]
+
+
+# RabbitMQ's consumer timeout (30 min) as 5 s, checked each second (each minute); its
+# largest message as RabbitMQ 4's (docker-compose.yml's), 16 MiB (3.x: 128 MiB).
+RABBITMQ_4_LIMITS = (
+    "[{rabbit, [{consumer_timeout, 5000}, {channel_tick_interval, 1000},"
+    " {max_message_size, 16777216}]}]."
+)
+
+
+@pytest.mark.rabbitmq_config(RABBITMQ_4_LIMITS)
+def test_long_countdowns_and_large_arguments_within_rabbitmqs_limits(baked, rabbit, tmp_path):
+    """A countdown longer than RabbitMQ's consumer timeout: Celery's worker would hold
+    the message unacknowledged until then, and RabbitMQ closes its channel (the worker
+    dies: PreconditionFailed). On quorum queues Celery delays it in RabbitMQ itself
+    (native delayed delivery): the worker never holds it, and runs it when due.
+    An argument over RabbitMQ's largest message: .delay() raises RabbitMQ's own
+    PreconditionFailed (publisher confirms; before, it returned and the task stayed
+    PENDING), and the next .delay() works."""
+    env = {"CELERY_ENV": "production", "CELERY_BROKER_URL": rabbit.url}
+    env.update(CELERY_RESULT_BACKEND="redis://127.0.0.1:6379/0", CELERY_QUEUE="later")
+    command = [sys.executable, "-m", "celery", "-A", PACKAGE, "worker", "--concurrency=2"]
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen(command, cwd=baked, env=clean_env(**env), stdout=out, stderr=out)
+    code = f"""
+import time
+from {PACKAGE}.tasks import tsum
+started = time.monotonic()
+later = tsum.apply_async(([20, 1],), countdown=20)
+try:
+    tsum.delay(["x" * 20_000_000])
+except Exception as exc:
+    print(type(exc).__name__, "size" in str(exc), tsum.delay([2, 3]).get(timeout=30))
+print(later.get(timeout=90), time.monotonic() - started)
+"""
+    try:
+        done = run([sys.executable, "-c", code], baked, timeout=120, **env).stdout.splitlines()
+        alive = worker.poll() is None
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+    value, waited = done[-1].split()
+    print(f"ran {float(waited):.1f} s after .apply_async(countdown=20); 20 MB: {done[0]}")
+    assert done[0] == "PreconditionFailed True 5"
+    assert value == "21" and float(waited) >= 19, log.read_text()[-3000:]
+    assert alive and "PreconditionFailed" not in log.read_text(), log.read_text()[-3000:]
+
+
+# A task that takes `seconds`, on the project's app: what the worker of
+# test_a_stopped_worker_ends_its_running_tasks runs (the project has tsum only).
+SLOW = f"""
+import time
+from {PACKAGE} import app
+
+@app.task(name="slow")
+def slow(seconds):
+    time.sleep(seconds)
+    return seconds
+"""
+
+
+def test_a_stopped_worker_ends_its_running_tasks_and_none_runs_twice(baked, tmp_path):
+    """SIGTERM (docker compose stop, systemctl stop) to a worker running two 8 s tasks:
+    it takes no more, ends both, and exits 0; neither runs again (with Docker's 10 s
+    grace, a longer task was killed and run again from the start: DEPLOY.md's 400 s)."""
+    (tmp_path / "slow.py").write_text(SLOW)
+    env = {"CELERY_ENV": "production", "CELERY_BROKER_URL": BROKER}
+    env.update(CELERY_RESULT_BACKEND="redis://127.0.0.1:6379/0", CELERY_QUEUE=f"stop-{os.getpid()}")
+    env["PYTHONPATH"] = str(tmp_path)
+    command = [sys.executable, "-m", "celery", "-A", "slow", "worker", "-c", "2", "-l", "INFO"]
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen(command, cwd=baked, env=clean_env(**env), stdout=out, stderr=out)
+    code = """
+import sys, time
+from slow import app, slow
+results = [slow.delay(8) for _ in range(2)]
+while any(r.state != "STARTED" for r in results):
+    time.sleep(0.1)
+print(*[r.id for r in results], flush=True)
+sys.stdin.read()  # the worker is stopped now
+print(*[r.get(timeout=60) for r in results])
+"""
+    client = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=baked, env=clean_env(**env), text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        ids = client.stdout.readline().split()
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=60)
+        stopped = time.monotonic() - started
+        values = client.communicate("", timeout=60)[0].split()
+    finally:
+        worker.kill()
+        client.kill()
+        delete_queue(baked, env)
+    text = log.read_text()
+    print(f"the worker stopped {stopped:.1f} s after SIGTERM")
+    assert code == 0 and values == ["8", "8"], text[-3000:]
+    assert all(text.count(f"[{task_id}] received") == 1 for task_id in ids), text[-3000:]

@@ -64,6 +64,7 @@ mode = sys.argv[1]
 if mode in ("priority-worker", "priority-client", "priority-purge"):
     app.conf.task_queue_max_priority = 10
     app.conf.task_default_queue = "parity-priority"
+    app.conf.task_default_queue_type = "classic"  # x-max-priority: DEPLOY.md's advice
 if mode in ("expiry-worker", "expiry-client"):
     app.conf.result_expires = 5
     app.conf.task_default_queue = "parity-expiry"

@@ -97,6 +97,12 @@ def test_every_option_gives_a_project_that_passes_its_own_checks(cookies, contex
 def test_docker_compose_serves_the_urls_of_env_example_on_loopback(baked):
     # No Docker engine here: check the file's structure and that it matches .env.example.
     compose = yaml.safe_load((baked / "docker-compose.yml").read_text())
+    app = {name for name, service in compose["services"].items() if "profiles" in service}
+    assert app == {"worker", "beat", "flower"}  # DEPLOY.md's; tests/test_deploy.py runs them
+    assert all(compose["services"][name]["profiles"] == ["app"] for name in app)
+    for service in compose["services"].values():  # published on loopback only
+        assert all(port.startswith("127.0.0.1:") for port in service.get("ports", []))
+    compose["services"] = {k: v for k, v in compose["services"].items() if k not in app}
     assert set(compose["services"]) == {"rabbitmq", "redis"}
     env = dict(
         line.split("=", 1)

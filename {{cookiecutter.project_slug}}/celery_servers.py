@@ -1,15 +1,42 @@
-"""Do a Celery app's broker and result backend answer? If not, why, in a few words,
-and what to do: what `make check`, `make worker` and `make demo` say."""
+"""Celery against servers: do a Celery app's broker and result backend answer (if not,
+why, in a few words, and what to do: what `make check`, `make worker` and `make demo`
+say), and what a deployed worker and its clients need beyond Celery's settings."""
 
 import functools
+import re
 import threading
 import time
+from urllib.parse import parse_qs, urlsplit
 
+from celery import signals
+from celery.app.backends import BACKEND_ALIASES
 from celery.worker.consumer import Consumer as CeleryConsumer
+from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import native_delayed_delivery as delayed
 from kombu.utils.url import maybe_sanitize_url
 
 FIX = "start the servers (make services-up) or set CELERY_ENV=development in .env"
 VARIABLES = {"broker": "CELERY_BROKER_URL", "backend": "CELERY_RESULT_BACKEND"}
+
+
+def url_problem(variable, url):
+    """What is wrong with a broker or backend URL that Celery would stop on with a
+    traceback, as one line with the fix; None when nothing is."""
+    schemes = {"CELERY_BROKER_URL": TRANSPORT_ALIASES, "CELERY_RESULT_BACKEND": BACKEND_ALIASES}
+    parts = urlsplit(url)
+    scheme = parts.scheme.partition("+")[0]
+    if scheme not in schemes[variable]:
+        return (
+            f"{variable}={masked(url)!r} has an unknown scheme {scheme + '://'!r}; use "
+            "amqp://user:password@host:5672// for RabbitMQ or redis://host:6379/0 for "
+            "Redis (see .env.example)"
+        )
+    if scheme == "rediss" and not parse_qs(parts.query).get("ssl_cert_reqs"):
+        return (
+            f"{variable}={masked(url)!r} needs to say how to check Redis's certificate; "
+            "end it with ?ssl_cert_reqs=required (or optional, or none)"
+        )
+    return None
 
 
 def masked(url):
@@ -22,8 +49,12 @@ def reason(exc):
     chain = []
     while exc is not None and exc not in chain:
         chain, exc = [*chain, exc], exc.__cause__ or exc.__context__
-    text = " ".join(f"{type(error).__name__} {error}".lower() for error in chain)
+    text = " ".join(f"{type(error).__name__} {error}" for error in chain)
+    if found := re.search(r"(inequivalent|invalid) arg '[^']+' for \w+ '[^']*'", text):
+        return found[0]  # RabbitMQ's PRECONDITION_FAILED on a queue or exchange
+    text = text.lower()
     for words, why in [
+        (("certificate verify failed",), "untrusted certificate"),
         (("access_refused", "auth", "password"), "bad credentials"),  # before "refused"
         (("refused",), "connection refused"),
         (("gaierror", "not known"), "unknown host"),
@@ -42,8 +73,7 @@ def servers(app, timeout=5):
     def ask(name):
         try:
             if name == "broker":
-                with app.connection_for_write() as connection:
-                    connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+                ask_broker(app, timeout)
             elif getattr(app.backend, "client", None) is not None:  # Redis: ask the server
                 app.backend.client.ping()
             found[name] = None
@@ -60,38 +90,72 @@ def servers(app, timeout=5):
     return [(name, masked(url), found[name]) for name, url in urls.items()]
 
 
-def problem(name, why):
+def ask_broker(app, timeout=5):
+    """Connect to the broker and, on RabbitMQ, declare the project's queue as a worker
+    will: a queue or exchange left with other settings (an older version of the project
+    made them classic and direct) fails here, not in a worker's traceback."""
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+        if connection.transport.driver_type == "amqp":
+            queue = app.amqp.queues[app.conf.task_default_queue]
+            queue.bind(connection.default_channel).declare()
+
+
+def problem(name, why, app):
     """Why a server does not answer, and what to do about it."""
     if why == "bad credentials":
         return f"unreachable ({why}); check the user and password in {VARIABLES[name]} in .env"
+    if why == "untrusted certificate":  # OpenSSL reads SSL_CERT_FILE, never .env
+        return (
+            f"unreachable ({why}); if a CA of your own signed it, set SSL_CERT_FILE to "
+            "its .pem file in the environment"
+        )
+    if why.startswith("invalid"):  # what RabbitMQ refuses on a quorum queue
+        return (
+            f"refuses the project's queue ({why}, not for a quorum queue); "
+            "DEPLOY.md (RabbitMQ: quorum queues) says what to set instead"
+        )
+    if why.startswith("inequivalent"):
+        return (
+            f"has the project's queue declared otherwise ({why}: an older version of the "
+            "project?); set CELERY_QUEUE to a new name in .env, or delete them once empty: "
+            f"celery -A {app.main} amqp queue.delete NAME; celery -A {app.main} amqp "
+            "exchange.delete NAME false"
+        )
     return f"unreachable ({why}); {FIX}"
 
 
 def unreachable(app):
     """One line for each server that does not answer: what make worker (in a terminal)
     and make demo stop with. A deployed `celery -A <package> worker` waits instead."""
-    return [f"{name} {url} {problem(name, why)}" for name, url, why in servers(app) if why]
+    return [f"{name} {url} {problem(name, why, app)}" for name, url, why in servers(app) if why]
+
+
+def connect(app):
+    """What the project's app needs from here, in every process that imports it."""
+    stop_worker_on_refused_login(app)
+    declare_delayed_delivery(app)
 
 
 def stop_worker_on_refused_login(app):
     """Have `celery -A <package> worker` stop with one line when the broker refuses its
-    login (Celery's own: an AccessRefused traceback); a broker that is down is waited
-    for, as Celery does. Development's broker has no login: nothing to check."""
-    from celery import signals
+    login or its queue (Celery's own: a traceback); a broker that is down is waited
+    for, as Celery does. Development's broker has neither: nothing to check."""
 
     def check(**kwargs):
         if app.conf.broker_url.startswith("devfs:"):
             return
         try:
-            with app.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, interval_start=0, timeout=5)
+            ask_broker(app)
         except Exception as exc:  # down or slow: the worker waits for it, as before
-            if reason(exc) == "bad credentials":
-                url = masked(app.conf.broker_url)
+            why, url = reason(exc), masked(app.conf.broker_url)
+            if why == "bad credentials":
                 raise SystemExit(
-                    f"ERROR: broker {url} {problem('broker', 'bad credentials')} "
+                    f"ERROR: broker {url} {problem('broker', why, app)} "
                     "(write @ : / % in a password as %40 %3A %2F %25)"
                 ) from None
+            if why.startswith(("inequivalent", "invalid")):
+                raise SystemExit(f"ERROR: broker {url} {problem('broker', why, app)}") from None
 
     signals.celeryd_init.connect(check, weak=False)
 
@@ -106,3 +170,26 @@ class Consumer(CeleryConsumer):
     def ensure_connected(self, conn):
         conn.ensure_connection = functools.partial(conn.ensure_connection, **self.RETRY)
         return super().ensure_connected(conn)
+
+
+def declare_delayed_delivery(app):
+    """Before a process first sends a countdown through RabbitMQ's delay queues (Celery's
+    native delayed delivery, settings.py), declare them and the app's queues, as a
+    worker does when it starts. Else, before any worker has run, .apply_async(countdown=)
+    raises NotFound, or the task is dropped when due: no queue would be bound yet."""
+    declared = set()
+
+    def declare(exchange=None, **kwargs):
+        url, name = app.conf.broker_url, getattr(exchange, "name", exchange)  # or a str
+        if not str(name).startswith(delayed.level_name(0)[:-1]) or url in declared:
+            return
+        with app.connection_for_write() as connection:
+            delayed.declare_native_delayed_delivery_exchanges_and_queues(
+                connection, app.conf.broker_native_delayed_delivery_queue_type
+            )
+            for queue in app.amqp.queues.values():  # no Broadcast: Celery's own are not
+                queue.bind(connection.default_channel).declare()
+                delayed.bind_queue_to_native_delayed_delivery_exchange(connection, queue)
+        declared.add(url)
+
+    signals.before_task_publish.connect(declare, weak=False)

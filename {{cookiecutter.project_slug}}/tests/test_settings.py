@@ -112,6 +112,21 @@ def test_a_url_with_an_unknown_scheme_is_one_error(variable, url):
     assert "s3cret" not in message
 
 
+def test_tls_urls_are_taken_and_a_rediss_one_must_say_how_to_check_certificates():
+    """amqps:// and rediss:// work; Celery stops a rediss:// URL without ssl_cert_reqs
+    with a traceback (at the first result), the settings with one line."""
+    tls = {"CELERY_BROKER_URL": "amqps://me:s3cret@rabbit:5671//"}
+    tls["CELERY_RESULT_BACKEND"] = "rediss://:s3cret@cache:6380/0?ssl_cert_reqs=required"
+    assert settings.load({**PRODUCTION, **tls})["result_backend"].startswith("rediss://")
+    bare = "rediss://:s3cret@cache:6380/0"
+    with pytest.raises(settings.SettingsError) as error:
+        settings.load({**PRODUCTION, **tls, "CELERY_RESULT_BACKEND": bare})
+    assert str(error.value) == (
+        "ERROR: CELERY_RESULT_BACKEND='rediss://:**@cache:6380/0' needs to say how to check "
+        "Redis's certificate; end it with ?ssl_cert_reqs=required (or optional, or none)"
+    )
+
+
 def test_a_dotenv_line_that_does_not_parse_is_one_error_naming_file_and_line(tmp_path, capsys):
     dotenv_file = tmp_path / ".env"
     dotenv_file.write_text("CELERY_ENV=development\nthis is not a setting\n")

@@ -2,8 +2,8 @@
 
 import os
 
+import celery_servers
 from celery import Celery
-from celery_servers import stop_worker_on_refused_login
 
 from . import settings
 
@@ -27,5 +27,6 @@ app = create_app(settings.load())
 # Celery's current app is per thread: as the default too, ours is the one tsum.delay()
 # finds from a web server's threads (not Celery's fallback app and default broker).
 app.set_default()
-# A deployed worker stops with one line when RabbitMQ refuses its login.
-stop_worker_on_refused_login(app)
+# A deployed worker stops with one line when RabbitMQ refuses its login; countdowns
+# find RabbitMQ's delay queues before any worker has declared them.
+celery_servers.connect(app)

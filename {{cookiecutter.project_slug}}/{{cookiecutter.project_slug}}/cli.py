@@ -20,7 +20,7 @@ def check(env):
     print(f"environment: {env.get('CELERY_ENV') or 'development'}")
     found = servers(app)
     for name, url, why in found:
-        print(f"{name + ':':9}{url} " + (problem(name, why) if why else "ok"))
+        print(f"{name + ':':9}{url} " + (problem(name, why, app) if why else "ok"))
     if app.conf.broker_url.startswith("devfs:"):
         files = [p for p in settings.data_dir(env).rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files if p.exists())
@@ -99,14 +99,16 @@ def clean(env):
 
 
 def flower(env):
-    """Flower on 127.0.0.1 (FLOWER_PORT, default 5555), behind FLOWER_BASIC_AUTH."""
+    """Flower on 127.0.0.1 (FLOWER_ADDRESS: 0.0.0.0 in a container) at FLOWER_PORT (5555),
+    behind FLOWER_BASIC_AUTH."""
     logins = [login.split(":", 1) for login in (env.get("FLOWER_BASIC_AUTH") or "").split(",")]
     if not all(len(x) == 2 and x[0] and x[1] not in ("", "change-me") for x in logins):
         return "ERROR: make flower needs a login of your own: " + FLOWER_LOGIN
     # Flower reads its login from the environment: on its command line, ps would show it.
     os.environ["FLOWER_BASIC_AUTH"] = env["FLOWER_BASIC_AUTH"]
     port = f"--port={env.get('FLOWER_PORT') or 5555}"
-    command = [sys.executable, "-m", "celery", "-A", app.main, "flower", "--address=127.0.0.1"]
+    address = f"--address={env.get('FLOWER_ADDRESS') or '127.0.0.1'}"
+    command = [sys.executable, "-m", "celery", "-A", app.main, "flower", address]
     os.execv(sys.executable, [*command, port])
 
 

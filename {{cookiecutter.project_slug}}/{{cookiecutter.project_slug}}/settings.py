@@ -9,14 +9,11 @@ import functools
 import io
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import celery_devfs
-from celery.app.backends import BACKEND_ALIASES
-from celery_servers import masked
+from celery_servers import url_problem
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
-from kombu.transport import TRANSPORT_ALIASES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CODE = [Path(__file__).resolve().parent]  # the data folder must not hold it or be in it
@@ -142,29 +139,27 @@ def development(env):
 
 def production(env):
     """RabbitMQ as the broker, Redis as the result backend, from the environment."""
-    for variable, schemes in (
-        ("CELERY_BROKER_URL", TRANSPORT_ALIASES),
-        ("CELERY_RESULT_BACKEND", BACKEND_ALIASES),
-    ):
-        url = env.get(variable)
-        if not url:
+    for variable in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        if not env.get(variable):
             raise SettingsError(
                 f"CELERY_ENV=production needs {variable}; set it in .env "
                 "(see .env.example) or set CELERY_ENV=development"
             )
-        scheme = urlsplit(url).scheme.partition("+")[0]
-        if scheme not in schemes:  # kombu and Celery would print a traceback
-            raise SettingsError(
-                f"{variable}={masked(url)!r} has an "
-                f"unknown scheme {scheme + '://'!r}; use amqp://user:password@host:5672// "
-                "for RabbitMQ or redis://host:6379/0 for Redis (see .env.example)"
-            )
+        if wrong := url_problem(variable, env[variable]):  # Celery: a traceback
+            raise SettingsError(wrong)
     return {
         "broker_url": env["CELERY_BROKER_URL"],
         "result_backend": env["CELERY_RESULT_BACKEND"],
         # A .delay() returns once RabbitMQ has the message (publisher confirms); while
         # it is down, .delay() raises kombu.exceptions.OperationalError after 3 tries.
         "broker_transport_options": {"confirm_publish": True},
+        # Countdowns and ETAs wait in RabbitMQ, not in a worker (RabbitMQ's consumer
+        # timeout, 30 min, would stop it): Celery's native delayed delivery, which needs
+        # quorum queues on topic exchanges. What else they change (priorities): DEPLOY.md.
+        "task_default_queue_type": "quorum",
+        "task_default_exchange_type": "topic",
+        "task_create_missing_queue_type": "quorum",
+        "task_create_missing_queue_exchange_type": "topic",
         # Give up on a server that does not answer within seconds, instead of hanging.
         "broker_connection_timeout": 5,
         "redis_socket_connect_timeout": 5,
