@@ -62,8 +62,8 @@ class PrivateRabbit:
 
     BIN = Path("/usr/lib/rabbitmq/bin")
 
-    def __init__(self, folder, config="[]."):
-        self.port, dist, self.folder = free_port(), free_port(), folder
+    def __init__(self, folder, config="[].", port=None):
+        self.port, dist, self.folder = port or free_port(), free_port(), folder
         (folder / "advanced.config").write_text(config)
         self.name = f"faults{self.port}@localhost"
         self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
@@ -345,3 +345,36 @@ print(*[r.get(timeout=60) for r in results])
     print(f"the worker stopped {stopped:.1f} s after SIGTERM")
     assert code == 0 and values == ["8", "8"], text[-3000:]
     assert all(text.count(f"[{task_id}] received") == 1 for task_id in ids), text[-3000:]
+
+
+def test_a_worker_started_before_its_broker_serves_within_seconds_of_it(baked, tmp_path):
+    """docker compose's depends_on aside, a worker may start first (a reboot, systemd):
+    it waits, trying every 2 s, and serves as soon as RabbitMQ is up."""
+    port = free_port()
+    env = {
+        "CELERY_ENV": "production",
+        "CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{port}//",
+    }
+    env.update(CELERY_RESULT_BACKEND="redis://127.0.0.1:6379/0", CELERY_QUEUE="early")
+    command = [sys.executable, "-m", "celery", "-A", PACKAGE, "worker", "-c", "2", "-l", "INFO"]
+    log = tmp_path / "worker.log"
+    with open(log, "w") as out:
+        worker = subprocess.Popen(command, cwd=baked, env=clean_env(**env), stdout=out, stderr=out)
+    node = None
+    try:
+        time.sleep(10)  # the worker tries, and waits
+        node = PrivateRabbit(tmp_path, port=port)
+        up = datetime.now()
+        code = f"from {PACKAGE}.tasks import tsum; print(tsum.delay([4, 5]).get(timeout=60))"
+        value = run([sys.executable, "-c", code], baked, timeout=90, **env).stdout.strip()
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+        if node:
+            node.kill()
+    text = log.read_text()
+    waits = [float(s) for s in re.findall(r"Trying again in ([\d.]+) seconds?", text)]
+    connected = re.findall(r"\[([\d-]+ [\d:]+,\d+): INFO/MainProcess\] Connected to amqp", text)
+    late = datetime.strptime(connected[0], "%Y-%m-%d %H:%M:%S,%f") - up
+    print(f"waits between tries {waits} s; connected {late.total_seconds():.1f} s after the node")
+    assert value == "9" and waits and max(waits) <= 2, text[-3000:]

@@ -21,7 +21,8 @@ from importlib.metadata import version
 from celery.app.backends import BACKEND_ALIASES
 from kombu.transport import TRANSPORT_ALIASES
 
-from .folders import DataFolderError, make_data_folders, remove_data_folders
+from .folders import DataFolderError, make_data_folders
+from .queues import remove_data_folders
 
 __version__ = "1.1.0"
 SCHEME = "devfs"

@@ -11,7 +11,7 @@ from pathlib import Path
 from kombu.transport import virtual
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
-from . import messages, notify
+from . import messages, notify, owners
 from .bindings import Bindings
 from .claims import Claims
 from .control import Later
@@ -35,7 +35,7 @@ class Channel(virtual.Channel):
         for folder in (self.folder, self.control_folder, quarantine):
             make_folder(folder)  # or DataFolderError, at connect: not at first use
         processed = options.get("store_processed") and options.get("processed_folder")
-        self.claims = Claims(self.folder, quarantine, processed or None)
+        self.claims = Claims(self.folder, quarantine, processed or None, self.control_folder)
         self.bindings = Bindings(self.control_folder)
         self.queues = Queues(self.control_folder, self.folder, self.bindings)
         self.later = Later()  # records a full disk held back
@@ -188,8 +188,10 @@ class Channel(virtual.Channel):
         self.queues.delete(queue)
 
     def expire(self):
-        """Write what a full disk held back; expire queues and old messages (queues.py)."""
+        """Write what a full disk held back; expire queues and old messages (queues.py);
+        delete the files of owners that ended unseen (owners.py)."""
         self.later.flush()
+        owners.sweep(self.control_folder)
         for queue in self.queues.expire(consumed_here=self.connection._callbacks):
             self.connection.listing.forget(queue)
 

@@ -2,10 +2,12 @@
 how a message goes back to its queue, or to quarantine.
 
 A process claims a message by renaming it, in the queue folder, to
-``.<name>~<host>~<pid>.claimed``: of several processes, exactly one wins. The
-file stays until the message is acknowledged, so a message whose process dies
-first (SIGKILL, out of memory) is still there: the next listing on this machine
-puts it back in its queue.
+``.<name>~<owner>.claimed``: of several processes, exactly one wins. The file
+stays until the message is acknowledged, so a message whose process dies first
+(SIGKILL, out of memory) is still there: the next listing puts it back in its
+queue, once owners.py says its owner has ended (whatever the hostname or PID).
+Claims of older versions, ``.<name>~<host>~<pid>.claimed``, are judged as they
+were: by host and PID.
 """
 
 import json
@@ -14,11 +16,11 @@ import os
 import socket
 import uuid
 
-from . import messages, notify
+from . import messages, notify, owners
 from .folders import make_folder, read_regular_file, write_private_file
 
 logger = logging.getLogger(__name__)
-HOST = socket.gethostname().replace("~", "-")  # with the PID, names a claim's owner
+HOST = socket.gethostname().replace("~", "-")  # with the PID, an older version's owner
 CLAIMED = ".claimed"
 
 
@@ -35,12 +37,24 @@ def alive(pid):
 
 
 def owner(claimed):
-    """(message name, host, pid) of a claim's file name; ValueError if it is none."""
-    name, host, pid = claimed[1 : -len(CLAIMED)].rsplit("~", 2)
-    pid = int(pid)
-    if pid <= 0 or not claimed.startswith(".") or not name.endswith(".msg"):
+    """(message name, owner token) of a claim's file name, or (name, (host, pid)) for
+    an older version's; ValueError if it is none."""
+    name, who = claimed[1 : -len(CLAIMED)].rsplit("~", 1)
+    if not owners.TOKEN.fullmatch(who):
+        name, host = name.rsplit("~", 1)
+        who = (host, int(who))
+        if who[1] <= 0:
+            raise ValueError(claimed)
+    if not claimed.startswith(".") or not name.endswith(".msg") or "~" in name:
         raise ValueError(claimed)
-    return name, host, pid
+    return name, who
+
+
+def ended(control_folder, who):
+    """Has the owner of a claim ended? An older version's: a dead PID of this host."""
+    if isinstance(who, tuple):
+        return who[0] == HOST and not alive(who[1])
+    return not owners.alive(control_folder, who)
 
 
 def message_of(file_name):
@@ -56,14 +70,16 @@ def message_of(file_name):
 class Claims:
     """The messages one channel holds, by delivery tag, until they are settled."""
 
-    def __init__(self, folder, quarantine_folder, processed_folder=None):
+    def __init__(self, folder, quarantine_folder, processed_folder=None, control_folder=None):
         self.folder = folder
+        # Where owners.py keeps the owners' files: the control folder, as for consumers.
+        self.control_folder = control_folder or os.path.join(os.path.dirname(folder), "control")
         self.quarantine_folder = quarantine_folder
         self.processed_folder = processed_folder  # keep acknowledged files there
         self.held = {}  # delivery tag -> (claimed path, message name)
 
-    def path(self, name, pid=None):
-        return os.path.join(self.folder, f".{name}~{HOST}~{pid or os.getpid()}{CLAIMED}")
+    def path(self, name):
+        return os.path.join(self.folder, f".{name}~{owners.token(self.control_folder)}{CLAIMED}")
 
     def claim(self, name, decode_body):
         """(claimed path, message) of the message file `name`, or None: another process
@@ -131,14 +147,14 @@ class Claims:
         notify.ring(self.folder, name)
 
     def take_back(self, claimed):
-        """The message name, once a message claimed by a dead process of this machine
-        is back in its queue; None for a live or remote claim."""
+        """The message name, once a message claimed by a process that has ended is
+        back in its queue; None for a live owner's claim."""
         try:
-            name, host, pid = owner(claimed)
+            name, who = owner(claimed)
         except ValueError:
-            self.quarantine(claimed, claimed, "not a claim name: .<message>~<host>~<pid>.claimed")
+            self.quarantine(claimed, claimed, "not a claim name: .<message>~<owner>.claimed")
             return None
-        if host != HOST or alive(pid):
+        if not ended(self.control_folder, who):
             return None
         ours = self.path(name)
         try:  # claim it first, so that only one process puts it back
@@ -146,7 +162,7 @@ class Claims:
         except OSError:
             return None  # another process took it back first
         self.put_back(ours, name)
-        logger.warning("Message %s of dead process %s put back in its queue", name, pid)
+        logger.warning("Message %s of ended process %s put back in its queue", name, who)
         return name
 
     def quarantine(self, current, name, why):

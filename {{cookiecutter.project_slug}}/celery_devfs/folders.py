@@ -35,6 +35,9 @@ MAX_FILE_BYTES = 128 * 1024 * 1024
 # doorbell, though both can be set up there: a folder on one is polled.
 FOREIGN_FILESYSTEMS = {"9p", "drvfs", "v9fs", "virtiofs", "fakeowner", "fuse.grpcfuse"}
 FOREIGN_FILESYSTEMS |= {"cifs", "smb3", "smbfs", "nfs", "nfs4"}
+# Of those, what other machines or VMs can share, and run workers on: WSL's /mnt/c
+# (9p, drvfs) is shared with Windows only, where celery_devfs does not run.
+SHARED_FILESYSTEMS = FOREIGN_FILESYSTEMS - {"9p", "drvfs", "v9fs"}
 MOUNTINFO = "/proc/self/mountinfo"
 
 
@@ -110,22 +113,13 @@ def make_folder(folder):
         raise DataFolderError(f"{folder} cannot be used ({exc.strerror})") from None
 
 
-def remove_data_folders(data_dir, protect=()):
+def remove_data_folder(data_dir, protect=()):
     """Delete what celery_devfs and the project wrote there, then the folder once
-    empty. Returns the other names found (kept, with the marker: still ours).
-    Refuses (DataFolderError) while a process on this machine consumes from it: a
-    worker would go on running tasks, deaf to remote control."""
-    from .queues import Queues  # queues.py reads files with this module
-
+    empty. Returns the other names found (kept, with the marker: still ours). Whether
+    a process still uses it is asked first, by queues.remove_data_folders."""
     path = checked(data_dir, protect)
     if not path.is_dir():
         return []
-    users = Queues(path / "control", path / "queue", None).live_pids()
-    if users:
-        pids = ", ".join(map(str, users))
-        raise DataFolderError(
-            f"is in use by process {pids} (a worker, Flower or celery events); stop it first"
-        )
     for _ in range(3):  # a file written meanwhile (a late producer): once more
         try:
             return _remove(path)

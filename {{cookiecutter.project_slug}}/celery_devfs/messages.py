@@ -22,11 +22,17 @@ MAX_PRIORITY = 255  # RabbitMQ's highest x-max-priority
 TTL_GRACE_MS = 250
 
 
+_last_ns = [0]  # the time in this process's last message name
+
+
 def new_name(queue, priority=None):
-    """The name of a new message file; `priority` as sent (None: none)."""
+    """The name of a new message file; `priority` as sent (None: none). Never earlier
+    than this process's previous one: a clock stepped back (NTP after a laptop wakes,
+    WSL 2's drift corrected) keeps a producer's messages in the order it sent them."""
     priority = priority_number(priority)
     mark = f"_p{priority:03d}" if priority else ""
-    return f"{time.time_ns():020d}_{uuid.uuid4().hex}{mark}.{queue}.{SUFFIX}"
+    _last_ns[0] = now = max(time.time_ns(), _last_ns[0] + 1)
+    return f"{now:020d}_{uuid.uuid4().hex}{mark}.{queue}.{SUFFIX}"
 
 
 def priority_number(priority):

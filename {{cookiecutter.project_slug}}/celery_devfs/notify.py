@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 
-from .folders import foreign
+from .folders import SHARED_FILESYSTEMS, filesystem, foreign
 
 
 def drain(fd):
@@ -234,7 +234,10 @@ def ring(folder, name):
         try:
             fd = os.open(path, os.O_WRONLY | Doorbell.FLAGS | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
-            if exc.errno == errno.ENXIO:  # no reader: its process died without closing
+            # No reader on this machine: its process died without closing, unless the
+            # folder is shared with another machine or VM (a container beside a Mac),
+            # where its reader may live: never delete what cannot be proved dead.
+            if exc.errno == errno.ENXIO and filesystem(bells) not in SHARED_FILESYSTEMS:
                 _unlink(path)
             continue
         try:

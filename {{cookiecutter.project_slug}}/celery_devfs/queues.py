@@ -2,7 +2,8 @@
 when it expires.
 
 Each queue's consumers and arguments are kept in control/<queue>.queue:
-{"consumers": [[host, pid, consumer tag], ...], "arguments": {"x-expires": ms,
+{"consumers": [[owner, pid, consumer tag], ...] (owners.py; an older version wrote the
+host), "arguments": {"x-expires": ms,
 "x-message-ttl": ms, "x-max-priority": n}, "declared": true}; the file's time is
 when the queue was last used. So queue_declare answers with the number of live
 consumers (make demo asks it), a declaration with other arguments than the queue's
@@ -11,7 +12,7 @@ auto-delete queue goes with its last consumer, a queue declared with x-expires g
 (bindings, messages and all) once no consumer has used it for that long, and a
 message older than x-message-ttl is never delivered: what Celery declares its
 event, remote-control and reply queues with, so that a killed monitor or worker
-leaves nothing that grows. A consumer whose process is gone (SIGKILL) is not counted.
+leaves nothing that grows. A consumer whose process has ended (SIGKILL) is not counted.
 """
 
 import logging
@@ -21,8 +22,9 @@ from urllib.parse import quote, unquote
 
 from amqp.exceptions import PreconditionFailed
 
-from . import claims, control, messages
-from .folders import DamagedFile
+from . import claims, control, messages, owners
+from .claims import HOST
+from .folders import DamagedFile, DataFolderError, checked, remove_data_folder
 
 logger = logging.getLogger(__name__)
 # Honoured as RabbitMQ does: the first two in ms, the priorities from 0 to the third.
@@ -68,7 +70,7 @@ class Queues:
             declared = info.get("declared", bool(arguments))
             if not isinstance(declared, bool):
                 raise DamagedFile("declared is not true or false")
-            live = [c for c in consumers if c[0] != claims.HOST or claims.alive(c[1])]
+            live = [c for c in consumers if not self.ended(c)]
             return {"consumers": live, "arguments": arguments, "declared": declared}
 
         empty = {"consumers": [], "arguments": {}, "declared": False}
@@ -76,6 +78,16 @@ class Queues:
 
     def change(self, queue, change):
         control.change(self.file(queue), self.read, change, self.lock)
+
+    def ended(self, consumer):
+        """Has a consumer's process ended? An older version's record names its host."""
+        who, pid, _ = consumer
+        if owners.TOKEN.fullmatch(who):
+            return claims.ended(self.folder, who)
+        return claims.ended(self.folder, (who, pid))
+
+    def me(self, tag):
+        return [owners.token(self.folder), os.getpid(), tag]
 
     def consumers(self, queue):
         """The live consumers of `queue`, in every process on the data folder."""
@@ -88,16 +100,17 @@ class Queues:
         except FileNotFoundError:
             return []
         consumers = (c for f in files for c in self.read(self.folder / f)["consumers"])
-        return sorted({pid for host, pid, _ in consumers if host == claims.HOST})
+        here = (pid for who, pid, _ in consumers if owners.TOKEN.fullmatch(who) or who == HOST)
+        return sorted(set(here))
 
     def add_consumer(self, queue, tag):
-        me = [claims.HOST, os.getpid(), tag]
+        me = self.me(tag)
         self.change(queue, lambda info: {**info, "consumers": [*info["consumers"], me]})
 
     def remove_consumer(self, queue, tag):
         """The consumers left on `queue` once this process's `tag` is gone. The file
         stays while it holds arguments: its time is when the queue was last used."""
-        me, left = [claims.HOST, os.getpid(), tag], []
+        me, left = self.me(tag), []
 
         def change(info):
             left.extend(c for c in info["consumers"] if c != me)
@@ -193,3 +206,17 @@ def _remove(path):
         os.remove(path)
     except FileNotFoundError:
         pass  # another process took it
+
+
+def remove_data_folders(data_dir, protect=()):
+    """Delete what celery_devfs and the project wrote in the data folder, then the
+    folder once empty (folders.remove_data_folder). Refuses (DataFolderError) while a
+    process on this machine consumes from it: a worker would go on running tasks,
+    deaf to remote control."""
+    path = checked(data_dir, protect)
+    if path.is_dir() and (users := Queues(path / "control", path / "queue", None).live_pids()):
+        pids = ", ".join(map(str, users))
+        raise DataFolderError(
+            f"is in use by process {pids} (a worker, Flower or celery events); stop it first"
+        )
+    return remove_data_folder(path, protect)

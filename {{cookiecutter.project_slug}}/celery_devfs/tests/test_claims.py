@@ -3,8 +3,11 @@ back; a dead process's claim goes back to its queue; damaged files to quarantine
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
+from celery_devfs import owners
 from celery_devfs.claims import HOST, Claims, message_of
 from kombu.transport.virtual import Channel
 
@@ -30,7 +33,15 @@ def folder(tmp_path):
 
 
 def claims(folder, processed=None):
-    return Claims(str(folder), str(folder.parent / "quarantine"), processed)
+    return Claims(str(folder), str(folder.parent / "quarantine"), processed, control(folder))
+
+
+def control(folder):
+    return str(folder.parent / "control")
+
+
+def files(folder):
+    return sorted(os.listdir(folder))
 
 
 def put(folder, n, name=None):
@@ -45,7 +56,7 @@ def test_of_two_claimers_one_wins(folder):
     won = first.claim(name, decode_body)
     assert won is not None and won[1]["body"] == json.dumps({"n": 1})
     assert second.claim(name, decode_body) is None
-    assert os.listdir(folder) == [f".{name}~{HOST}~{os.getpid()}.claimed"]
+    assert files(folder) == [f".{name}~{owners.token(control(folder))}.claimed"]
 
 
 def test_settle_deletes_the_file_or_keeps_it_in_processed(folder, tmp_path):
@@ -54,7 +65,7 @@ def test_settle_deletes_the_file_or_keeps_it_in_processed(folder, tmp_path):
         path, found = held.claim(name, decode_body)
         held.hold("tag-1", path, name)
         held.settle("tag-1")
-        assert os.listdir(folder) == []
+        assert files(folder) == []
     assert os.listdir(tmp_path / "processed") == [name]
 
 
@@ -63,18 +74,52 @@ def test_give_back_puts_it_where_it_was_marked_redelivered(folder):
     path, _ = held.claim(name, decode_body)
     held.hold("tag-1", path, name)
     assert held.give_back("tag-1") and not held.give_back("tag-1")
-    assert os.listdir(folder) == [name]
+    assert files(folder) == [name]
     assert json.loads((folder / name).read_text())["properties"]["delivery_info"]["redelivered"]
 
 
-def test_only_the_claims_of_dead_processes_of_this_machine_are_taken_back(folder):
+# A process that takes an owner token in argv[1], prints it, and holds it until its
+# stdin closes.
+OWNER = "import sys; from celery_devfs import owners; print(owners.token(sys.argv[1]), flush=True)"
+OWNER += "; sys.stdin.read()"
+
+
+def owner_process(folder):
+    process = subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(folder)], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    return process, process.stdout.readline().strip()
+
+
+def test_a_claim_goes_back_once_its_owner_has_ended_whatever_its_host_or_pid(folder):
+    """Owners are locks (owners.py): a live one keeps its claim, an ended one (killed,
+    or whose file is gone) loses it. Claims of older versions: by host and PID."""
+    live, live_token = owner_process(control(folder))
+    ended, ended_token = owner_process(control(folder))
+    ended.kill()
+    ended.wait()
     held = claims(folder)
-    for owner in (f"{HOST}~{DEAD}", f"{HOST}~{os.getpid()}", f"other-host~{DEAD}"):
-        name = put(folder, len(os.listdir(folder)))
+    kept, back = [], []
+    for owner, stays in [
+        (live_token, True),
+        (ended_token, False),
+        (f"o{'0' * 16}", False),  # never was
+        (f"{HOST}~{DEAD}", False),
+        (f"{HOST}~{os.getpid()}", True),
+        (f"other-host~{DEAD}", True),
+    ]:
+        name = put(folder, len(kept) + len(back))
         os.rename(folder / name, folder / f".{name}~{owner}.claimed")
-    taken = [held.take_back(claimed) for claimed in sorted(os.listdir(folder))]
-    assert [t for t in taken if t] == [f"{0:020d}_x.q.msg"]
-    assert f"{0:020d}_x.q.msg" in os.listdir(folder)
+        (kept if stays else back).append(name)
+    try:
+        taken = [held.take_back(c) for c in files(folder) if c.endswith(".claimed")]
+        owners_left = set(os.listdir(os.path.join(control(folder), ".owners")))
+    finally:
+        live.communicate("")
+    assert sorted(t for t in taken if t) == back
+    assert [n for n in files(folder) if n.endswith(".msg")] == back
+    assert owners_left == {live_token, owners.token(control(folder))}  # not the ended one's
 
 
 @pytest.mark.parametrize(
@@ -96,6 +141,7 @@ def test_a_file_name_that_is_no_claim_goes_to_quarantine(folder):
 
 
 def test_message_of_names_the_message_of_a_claim_or_none():
-    assert message_of(f".1_x.q.msg~{HOST}~12.claimed") == "1_x.q.msg"
+    assert message_of(f".1_x.q.msg~o{'a1' * 8}.claimed") == "1_x.q.msg"
+    assert message_of(f".1_x.q.msg~{HOST}~12.claimed") == "1_x.q.msg"  # an older version's
     assert message_of("1_x.q.msg") == "1_x.q.msg"
     assert message_of(".1_x.q.msg.tmp") is None and message_of(".bad.claimed") is None

@@ -64,3 +64,18 @@ def test_a_deleted_folder_is_made_again_empty(tmp_path):
     listing = Listing(tmp_path / "gone")
     listing.list(consumed={}, take_back=lambda name: None)
     assert listing.pending == {} and (tmp_path / "gone").is_dir()
+
+
+def test_a_clock_stepped_back_keeps_a_producers_messages_in_order(tmp_path, monkeypatch):
+    """NTP steps a laptop's clock back after it wakes: what one process sends after
+    the step still comes after what it sent before (messages.new_name)."""
+    from celery_devfs import messages
+
+    clock = iter([2_000_000_000_000_000_000, 1_000_000_000_000_000_000, 1_000_000_000_000_000_001])
+    monkeypatch.setattr(time, "time_ns", lambda: next(clock))
+    sent = [messages.new_name("a") for _ in range(3)]
+    for name in sent:
+        (tmp_path / name).write_text("{}")
+    listing = Listing(tmp_path)
+    listing.list(consumed={}, take_back=lambda name: None)
+    assert list(listing.pending["a"]) == sent

@@ -4,7 +4,7 @@ file arrived, tested here on Linux through the same code those systems run."""
 import os
 import time
 
-from celery_devfs import notify
+from celery_devfs import folders, notify
 from celery_devfs.notify import Doorbell
 
 
@@ -55,6 +55,23 @@ def test_a_dead_process_bell_is_removed_and_other_files_are_left_alone(tmp_path)
     assert sorted(os.listdir(bells)) == ["a-file", "a-link"]
     assert (bells / "a-file").read_bytes() == b"mine"  # not written to
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_a_bell_without_a_reader_here_stays_on_a_folder_other_machines_share(tmp_path, monkeypatch):
+    """A writer in a container beside a Mac gets ENXIO from the Mac's FIFOs (their
+    readers are in another kernel): on such a folder a ring deletes no bell."""
+    bells = tmp_path / Doorbell.FOLDER
+    bells.mkdir()
+    os.mkfifo(bells / "12345-on-the-host")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(f"97 22 0:55 / {tmp_path} rw - virtiofs share rw\n")
+    monkeypatch.setattr(folders, "MOUNTINFO", str(mountinfo))
+    folders.filesystem.cache_clear()
+    try:
+        notify.ring(tmp_path, "y.msg")
+    finally:
+        folders.filesystem.cache_clear()
+    assert os.listdir(bells) == ["12345-on-the-host"]
 
 
 def test_no_doorbell_where_its_folder_is_not_a_folder(tmp_path):

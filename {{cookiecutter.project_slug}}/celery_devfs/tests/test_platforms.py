@@ -4,6 +4,7 @@ C library is found), WSL 2's /mnt/c (a filesystem whose writes from Windows wake
 nothing), and a process with descriptors numbered 1024 and more."""
 
 import ctypes.util
+import logging
 import os
 import resource
 import subprocess
@@ -121,6 +122,27 @@ def test_a_folder_on_wsls_windows_drives_is_polled(tmp_path, monkeypatch):
         assert notify.watching(queue) is None
     finally:
         folders.filesystem.cache_clear()
+
+
+def test_a_folder_that_other_machines_can_share_is_one_warning(tmp_path, monkeypatch, caplog):
+    """Another machine's or VM's processes hold locks that this kernel never sees
+    (owners.py): said once, when the first owner of a process is made there."""
+    from celery_devfs import owners
+
+    control, mountinfo = tmp_path / "control", tmp_path / "mountinfo"
+    for kind, warned in [("nfs4", True), ("9p", False)]:  # 9p: WSL 2's /mnt/c
+        mountinfo.write_text(MOUNTS + f"97 22 0:55 / {tmp_path} rw - {kind} server:/x rw\n")
+        monkeypatch.setattr(folders, "MOUNTINFO", str(mountinfo))
+        folders.filesystem.cache_clear()
+        caplog.clear()
+        try:
+            with caplog.at_level(logging.WARNING, logger=owners.__name__):
+                owners.token(control)
+        finally:
+            folders.filesystem.cache_clear()
+            owners._forget_after_fork()  # a new owner at the next token()
+        said = [r.getMessage() for r in caplog.records if "one machine per" in r.getMessage()]
+        assert len(said) == warned and (not said or f"is on {kind}" in said[0]), said
 
 
 def test_descriptors_from_1024_on_are_waited_on(tmp_path):

@@ -34,8 +34,9 @@ def files(queues):
 def test_consumers_are_counted_while_their_process_lives(queues):
     queues.add_consumer("q", "a")
     queues.add_consumer("q", "b")
-    queues.change("q", lambda info: {**info, "consumers": [*info["consumers"], [HOST, DEAD, "c"]]})
-    assert [tag for _, _, tag in queues.consumers("q")] == ["a", "b"]  # c's process is gone
+    gone = [[f"o{'0' * 16}", 1, "c"], [HOST, DEAD, "d"]]  # an ended owner; an older version's
+    queues.change("q", lambda info: {**info, "consumers": [*info["consumers"], *gone]})
+    assert [tag for _, _, tag in queues.consumers("q")] == ["a", "b"]  # c's, d's have ended
     assert [tag for _, _, tag in queues.remove_consumer("q", "a")] == ["b"]
     assert queues.remove_consumer("q", "b") == []
     assert not queues.file("q").exists()  # no consumer, no argument: nothing to keep
