@@ -97,6 +97,7 @@ def test_the_app_services_run_and_pass_their_health_checks_against_real_servers(
         "FLOWER_BASIC_AUTH": "deploy:a-password-of-our-own",
         "FLOWER_PORT": str(port),  # 5555 in the container
         "HOSTNAME": socket.gethostname(),  # a container's: the worker's name
+        "CELERY_DATA_DIR": str(tmp_path / "data"),  # nothing written in the shared `baked`
     }
     for name in ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
         env[name] = (

@@ -57,6 +57,7 @@ def test_amqps_and_rediss_run_the_chord_with_the_certificates_checked(baked, tmp
     try:
         env = {"CELERY_ENV": "production", "CELERY_BROKER_URL": broker}
         env.update(CELERY_RESULT_BACKEND=redis.url, CELERY_QUEUE="tls")
+        env["CELERY_DATA_DIR"] = str(tmp_path / "data")  # demo's worker log: not in `baked`
         cli = [sys.executable, "-m", f"{PACKAGE}.cli"]
         untrusted = run([*cli, "check"], baked, check=False, **env)
         trusted = {**env, "SSL_CERT_FILE": str(certs / "ca.pem")}
