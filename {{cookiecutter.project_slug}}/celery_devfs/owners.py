@@ -85,11 +85,11 @@ def alive(folder, name):
     """False when owner `name` of `folder` has ended: its lock is free (its file is
     then deleted) or its file is gone. True when in doubt: a live owner's message
     must never be taken from it."""
-    folder = os.fspath(folder)
-    entry = _mine.get(folder)
-    if entry is not None and entry[0] == name:
-        return True  # ours: never lock our own file twice (closing it would free it)
-    path = os.path.join(folder, FOLDER, name)
+    if any(name == mine for mine, _ in _mine.values()):
+        # Ours (under whatever spelling of the folder): a process always gets its own
+        # POSIX lock again, and closing the file would free it.
+        return True
+    path = os.path.join(os.fspath(folder), FOLDER, name)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
     except FileNotFoundError:
