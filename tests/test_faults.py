@@ -362,7 +362,7 @@ def test_a_worker_started_before_its_broker_serves_within_seconds_of_it(baked, t
         worker = subprocess.Popen(command, cwd=baked, env=clean_env(**env), stdout=out, stderr=out)
     node = None
     try:
-        time.sleep(10)  # the worker tries, and waits
+        time.sleep(4)  # the worker tries, and waits (after 1 s, then 2 s)
         node = PrivateRabbit(tmp_path, port=port)
         up = datetime.now()
         code = f"from {PACKAGE}.tasks import tsum; print(tsum.delay([4, 5]).get(timeout=60))"

@@ -23,15 +23,20 @@ TTL_GRACE_MS = 250
 
 
 _last_ns = [0]  # the time in this process's last message name
+STEP_BACK_NS = 60 * 10**9  # a clock stepped back by more follows the clock
 
 
 def new_name(queue, priority=None):
-    """The name of a new message file; `priority` as sent (None: none). Never earlier
-    than this process's previous one: a clock stepped back (NTP after a laptop wakes,
-    WSL 2's drift corrected) keeps a producer's messages in the order it sent them."""
+    """The name of a new message file; `priority` as sent (None: none). Not earlier
+    than this process's previous one when the clock stepped back by up to a minute
+    (NTP after a laptop wakes, WSL 2's drift corrected): a producer's messages keep the
+    order it sent them in. Further back (a clock that was set wrong), the clock wins."""
     priority = priority_number(priority)
     mark = f"_p{priority:03d}" if priority else ""
-    _last_ns[0] = now = max(time.time_ns(), _last_ns[0] + 1)
+    now, last = time.time_ns(), _last_ns[0]
+    if last - STEP_BACK_NS < now <= last:
+        now = last + 1
+    _last_ns[0] = now
     return f"{now:020d}_{uuid.uuid4().hex}{mark}.{queue}.{SUFFIX}"
 
 

@@ -68,12 +68,16 @@ def test_a_deleted_folder_is_made_again_empty(tmp_path):
 
 def test_a_clock_stepped_back_keeps_a_producers_messages_in_order(tmp_path, monkeypatch):
     """NTP steps a laptop's clock back after it wakes: what one process sends after
-    the step still comes after what it sent before (messages.new_name)."""
+    a step of up to a minute still comes after what it sent before (new_name)."""
     from celery_devfs import messages
 
-    clock = iter([2_000_000_000_000_000_000, 1_000_000_000_000_000_000, 1_000_000_000_000_000_001])
+    now = time.time_ns()
+    clock = iter([now, now - 10**9, now - 10**9 + 1, now - 3600 * 10**9])  # 1 s back, 1 h
     monkeypatch.setattr(time, "time_ns", lambda: next(clock))
+    monkeypatch.setattr(messages, "_last_ns", [0])  # this process's names before: none
     sent = [messages.new_name("a") for _ in range(3)]
+    an_hour_back = messages.new_name("b")  # a clock that was wrong: the clock wins
+    assert an_hour_back.startswith(f"{now - 3600 * 10**9:020d}_")
     for name in sent:
         (tmp_path / name).write_text("{}")
     listing = Listing(tmp_path)
