@@ -82,9 +82,7 @@ class Queues:
     def ended(self, consumer):
         """Has a consumer's process ended? An older version's record names its host."""
         who, pid, _ = consumer
-        if owners.TOKEN.fullmatch(who):
-            return claims.ended(self.folder, who)
-        return claims.ended(self.folder, (who, pid))
+        return claims.ended(self.folder, who if owners.TOKEN.fullmatch(who) else (who, pid))
 
     def me(self, tag):
         return [owners.token(self.folder), os.getpid(), tag]
