@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from celery import signals
 from celery.app.backends import BACKEND_ALIASES
 from celery.worker.consumer import Consumer as CeleryConsumer
+from kombu.common import Broadcast
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import native_delayed_delivery as delayed
 from kombu.utils.url import maybe_sanitize_url
@@ -187,7 +188,9 @@ def declare_delayed_delivery(app):
             delayed.declare_native_delayed_delivery_exchanges_and_queues(
                 connection, app.conf.broker_native_delayed_delivery_queue_type
             )
-            for queue in app.amqp.queues.values():  # no Broadcast: Celery's own are not
+            for queue in app.amqp.queues.values():
+                if isinstance(queue, Broadcast):  # as the worker's DelayedDelivery step
+                    continue
                 queue.bind(connection.default_channel).declare()
                 delayed.bind_queue_to_native_delayed_delivery_exchange(connection, queue)
         declared.add(url)
