@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,46 @@ def baked(cookies_session):
     result = cookies_session.bake()
     assert result.exit_code == 0, result.exception
     return result.project_path
+
+
+# Celery's integration suite on the development broker (test_conformance.py) spends
+# its eleven minutes waiting, not computing (load about 0.2 on 2 cores): it starts in
+# the background as soon as it is collected, and its test, moved last, collects the
+# outcome.
+CONFORMANCE = [sys.executable, "tests/conformance.py", "--setups", "devfs"]
+conformance_key = pytest.StashKey()
+
+
+def pytest_collection_modifyitems(items):
+    # A stable sort: the other tests keep their order.
+    items.sort(key=lambda item: item.path.name == "test_conformance.py")
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    if any(item.path.name == "test_conformance.py" for item in session.items):
+        output = tempfile.TemporaryFile("w+")
+        process = subprocess.Popen(
+            CONFORMANCE, cwd=TEMPLATE, env=clean_env(), stdout=output, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        session.config.stash[conformance_key] = (process, output)
+
+
+def pytest_sessionfinish(session):
+    if started := session.config.stash.get(conformance_key, None):
+        process, output = started
+        if process.poll() is None:  # the run was cut short
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        output.close()
+
+
+@pytest.fixture
+def conformance_run(request):
+    """The background run of Celery's suite: (exit code, all it printed) once it ends."""
+    process, output = request.config.stash[conformance_key]
+    process.wait(timeout=50 * 60)
+    output.seek(0)
+    return process.returncode, output.read()
