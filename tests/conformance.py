@@ -62,24 +62,25 @@ SETUPS = ("devfs", "devfs+redis", "redis")
 SETUP_TIMEOUT = 45 * 60  # seconds for one setup's run; a whole run takes far less
 
 
-def celery_suite():
-    """The sdist's t/ folder and pytest settings, for the installed Celery."""
-    version = importlib.metadata.version("celery")
-    folder = CACHE / f"celery-{version}"
-    if not (folder / "t" / "integration" / "conftest.py").exists():
+def sdist_tests(package="celery"):
+    """The t/ folder and pytest settings of the sdist of the installed `package`
+    (celery, kombu), kept in .conformance/."""
+    version = importlib.metadata.version(package)
+    folder = CACHE / f"{package}-{version}"
+    if not (folder / "t" / "integration" / "__init__.py").exists():
         CACHE.mkdir(exist_ok=True)
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--no-binary", ":all:", f"celery=={version}", "--dest", str(CACHE)],
+             "--no-binary", ":all:", f"{package}=={version}", "--dest", str(CACHE)],
             check=True,
         )  # fmt: skip
-        with tarfile.open(CACHE / f"celery-{version}.tar.gz") as sdist:
-            top = f"celery-{version}/"
+        with tarfile.open(CACHE / f"{package}-{version}.tar.gz") as sdist:
+            top = f"{package}-{version}/"
             members = [
                 m for m in sdist.getmembers()
                 if m.name.startswith(top + "t/") or m.name == top + "pyproject.toml"
             ]  # fmt: skip
-            # Only t/ and the pytest settings: Celery itself is the installed one.
+            # Only t/ and the pytest settings: the package itself is the installed one.
             sdist.extractall(CACHE, members=members, filter="data")
     return folder
 
@@ -163,7 +164,7 @@ def main():
         if why := redis_answers():
             print(f"{setup}: left out: {why}")
             setups.remove(setup)
-    suite = celery_suite()
+    suite = sdist_tests()
     results, minutes = {}, {}
     with tempfile.TemporaryDirectory(prefix="conformance-") as tmp:
         work = Path(tmp)

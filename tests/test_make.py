@@ -48,6 +48,7 @@ TARGETS = [
     "test-devfs",
     "lint",
     "check",
+    "migrate",
     "purge",
     "clean",
     "services-up",

@@ -4,6 +4,7 @@ say), and what a deployed worker and its clients need beyond Celery's settings."
 
 import functools
 import re
+import sys
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -132,6 +133,14 @@ def unreachable(app):
     return [f"{name} {url} {problem(name, why, app)}" for name, url, why in servers(app) if why]
 
 
+def results_kept(app):
+    """How many task results the backend holds (Redis: its celery-task-meta-* keys)."""
+    backend = app.backend
+    if hasattr(backend, "kept"):  # celery_devfs
+        return backend.kept()
+    return sum(1 for _ in backend.client.scan_iter(match=b"celery-task-meta-*", count=1000))
+
+
 def connect(app):
     """What the project's app needs from here, in every process that imports it."""
     stop_worker_on_refused_login(app)
@@ -162,15 +171,34 @@ def stop_worker_on_refused_login(app):
 
 
 class Consumer(CeleryConsumer):
-    """Celery's worker consumer, trying a lost broker again every 2 s (the setting
-    worker_consumer). Celery leaves the intervals to kombu's defaults, 2 s, then 4, 6 ...
-    up to 30: a worker stayed idle up to 30 s after RabbitMQ was back."""
+    """Celery's worker consumer (the setting worker_consumer), in both environments:
+    - it tries a lost broker again every 2 s. Celery leaves the intervals to kombu's
+      defaults, 2 s, then 4, 6 ... up to 30: a worker stayed idle up to 30 s after
+      RabbitMQ was back;
+    - a second worker with the name of one running stops with one line. Its remote-
+      control queue is the first's alone (exclusive): RabbitMQ says RESOURCE_LOCKED,
+      and Celery stops with a traceback."""
 
     RETRY = {"interval_start": 1, "interval_step": 1, "interval_max": 2}
 
     def ensure_connected(self, conn):
         conn.ensure_connection = functools.partial(conn.ensure_connection, **self.RETRY)
         return super().ensure_connected(conn)
+
+    def start(self):
+        try:
+            return super().start()
+        except Exception as exc:
+            said = f"{exc} {exc.__cause__}"  # kombu's InconsistencyError, from RabbitMQ's
+            if getattr(exc, "code", None) != 405 and "using this process mailbox" not in said:
+                raise
+            held = re.search(r"\(process (\d+) holds it\)", said)  # development says which
+            first = f" (process {held[1]})" if held else ""
+            sys.__stderr__.write(  # not through the worker's log (its stderr)
+                f"ERROR: a worker named {self.hostname} is running already{first}; stop it, "
+                f"or give this one another name: celery -A {self.app.main} worker -n NAME@%h\n"
+            )
+            raise SystemExit(1) from None
 
 
 def declare_delayed_delivery(app):

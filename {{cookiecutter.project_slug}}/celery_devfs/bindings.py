@@ -1,27 +1,45 @@
-"""Bindings: which queues an exchange routes to, in control/<exchange>.exchange (the
-file kombu's filesystem transport keeps), as a JSON list of [routing key, pattern,
-queue] rows, rewritten whole under a lock."""
+"""Exchanges: which queues each routes to, in control/<exchange>.exchange (the file
+kombu's filesystem transport keeps), as a JSON list of [routing key, pattern, queue]
+rows, and what it was declared as, in control/<exchange>.declared: {"type", "durable",
+"auto_delete", "arguments", "name"}. Both rewritten whole under a lock; the file
+names as names.py keeps names on disk."""
 
-import re
 from collections import namedtuple
 
-from kombu.exceptions import ChannelError
-
-from . import control
+from . import control, names
 from .folders import DamagedFile
 
 Row = namedtuple("Row", "routing_key pattern queue")  # what kombu's exchange types read
-NAME = re.compile(r"[A-Za-z0-9_.-]*")  # kombu's rule: an exchange name is a file name
+DECLARED = ("type", "durable", "auto_delete", "arguments")
 
 
 class Bindings:
     def __init__(self, folder):
         self.folder = folder
 
-    def file(self, exchange):
-        if not isinstance(exchange, str) or not NAME.fullmatch(exchange) or set(exchange) == {"."}:
-            raise ChannelError(f"Invalid exchange name: {exchange!r}")
-        return self.folder / f"{exchange}.exchange"
+    def file(self, exchange, suffix="exchange"):
+        return self.folder / f"{names.on_disk(exchange, 'exchange')}.{suffix}"
+
+    def declared(self, exchange):
+        """What `exchange` was declared as ({type, durable, auto_delete, arguments}),
+        by any process; None if it was not (or by a version that did not keep it)."""
+
+        def check(info):
+            if not isinstance(info, dict) or not isinstance(info.get("type"), str):
+                raise DamagedFile("not {type: ..., durable: ..., ...}")
+            return {key: info.get(key) for key in DECLARED}
+
+        return control.read(self.file(exchange, "declared"), check, lambda: None)
+
+    def declare(self, exchange, declaration):
+        file = self.file(exchange, "declared")
+        info = {**declaration, "name": exchange}
+        control.change(file, lambda file: None, lambda _: info)
+
+    def remove(self, exchange):
+        """Delete `exchange` and its bindings, as RabbitMQ does (its queues stay)."""
+        for suffix in ("exchange", "declared"):
+            control.change(self.file(exchange, suffix), lambda file: None, lambda _: None)
 
     def table(self, exchange):
         return self._read(self.file(exchange))

@@ -8,10 +8,11 @@ import os
 from functools import partial
 from pathlib import Path
 
+from amqp.exceptions import ChannelError, NotFound, PreconditionFailed
 from kombu.transport import virtual
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
-from . import messages, notify, owners
+from . import exchanges, messages, notify, owners
 from .bindings import Bindings
 from .claims import Claims
 from .control import Later
@@ -23,13 +24,20 @@ logger = logging.getLogger(__name__)
 
 class Channel(virtual.Channel):
     supports_fanout = True
+    exchange_types = exchanges.TYPES
 
     def __init__(self, connection, **kwargs):
         super().__init__(connection, **kwargs)
         options = connection.client.transport_options
-        self.folder = options.get("data_folder_in", "data_in")
+        if "data_folder_in" not in options:  # kombu's filesystem transport: ./data_in
+            raise ChannelError(
+                "devfs:// has no data folder: take its settings from "
+                "celery_devfs.celery_settings(data_dir)"
+            )
+        self.folder = options["data_folder_in"]
         self.folder_out = options.get("data_folder_out", self.folder)
         self.control_folder = Path(options.get("control_folder", "control"))
+        self.max_message_size = options.get("max_message_size", messages.MAX_MESSAGE_BYTES)
         quarantine = Path(self.folder).parent / "quarantine"
         quarantine = options.get("quarantine_folder", quarantine)
         for folder in (self.folder, self.control_folder, quarantine):
@@ -40,6 +48,7 @@ class Channel(virtual.Channel):
         self.queues = Queues(self.control_folder, self.folder, self.bindings)
         self.later = Later()  # records a full disk held back
         self._auto_delete = set()  # queues deleted when their last consumer leaves
+        self._exclusive = set()  # queues of this channel alone, deleted when it closes
         self._no_ack_queues = set()  # consumed without acknowledgements
         self._consuming = {}  # consumer tag -> queue, as kept in the queue's file
 
@@ -50,6 +59,10 @@ class Channel(virtual.Channel):
         if priority is None:  # none, as on RabbitMQ (kombu's virtual transports say 0)
             message["properties"].pop("priority", None)
         return message
+
+    def basic_publish(self, message, exchange, routing_key, **kwargs):
+        messages.check_size(message["body"], self.max_message_size)  # as RabbitMQ does
+        return super().basic_publish(message, exchange, routing_key, **kwargs)
 
     def _put(self, queue, payload, **kwargs):
         priority = payload["properties"].get("priority")
@@ -148,6 +161,60 @@ class Channel(virtual.Channel):
     def get_table(self, exchange):
         return self.bindings.table(exchange)
 
+    def typeof(self, exchange, default="direct"):
+        """The type `exchange` was declared with, by whichever process (bindings.py)."""
+        declared = self.bindings.declared(exchange) if exchange else None
+        if declared is None:
+            kept = self.state.exchanges.get(exchange)
+            kind = kept["type"] if kept else exchanges.PREDECLARED.get(exchange, default)
+        else:
+            kind = declared["type"]
+        return self.exchange_types[kind]
+
+    def exchange_declare(self, exchange=None, type="direct", durable=False, auto_delete=False,
+                         arguments=None, nowait=False, passive=False):  # fmt: skip
+        type = type or "direct"
+        exchange = exchange or f"amq.{type}"
+        kept = self.bindings.declared(exchange)
+        if kept is None and exchange in exchanges.PREDECLARED:
+            kept = {"type": exchanges.PREDECLARED[exchange], "durable": True,
+                    "auto_delete": False, "arguments": {}}  # fmt: skip
+        if passive:
+            if kept is None and exchange not in self.state.exchanges:
+                raise NotFound(f"NOT_FOUND - no exchange {exchange!r} in vhost '/'", (40, 10))
+            return
+        if type not in self.exchange_types:
+            raise ChannelError(
+                f"COMMAND_INVALID - unknown exchange type {type!r} for exchange {exchange!r}: "
+                f"RabbitMQ without plugins and this broker route {', '.join(exchanges.TYPES)}",
+                (40, 10),
+            )
+        declaration = {"type": type, "durable": bool(durable), "auto_delete": bool(auto_delete),
+                       "arguments": arguments or {}}  # fmt: skip
+        if kept is not None:
+            for key, now in declaration.items():
+                if key != "arguments" and kept[key] != now:
+                    raise PreconditionFailed(
+                        f"PRECONDITION_FAILED - inequivalent arg {key!r} for exchange "
+                        f"{exchange!r}: received {now!r} but current is {kept[key]!r} (as on "
+                        f"RabbitMQ); declare it as before, or delete it first "
+                        f"(celery amqp exchange.delete {exchange})",
+                        (40, 10),  # Exchange.declare
+                    )
+        self.state.exchanges.pop(exchange, None)  # the folder says what it is now
+        super().exchange_declare(exchange, type, durable, auto_delete, arguments, nowait)
+        if kept is None:
+            write = partial(self.bindings.declare, exchange, declaration)
+            self.later.write(("exchange", exchange), f"Exchange {exchange}", write)
+
+    def exchange_delete(self, exchange, if_unused=False, nowait=False):
+        """Delete `exchange` and its bindings; its queues stay, as on RabbitMQ (kombu's
+        virtual transports delete the queues too)."""
+        if if_unused and self.get_table(exchange):
+            return
+        self.bindings.remove(exchange)
+        self.state.exchanges.pop(exchange, None)
+
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         row = (routing_key or "", pattern or "", queue or "")
         self.later.cancel(("unbind", exchange, row))
@@ -173,6 +240,8 @@ class Channel(virtual.Channel):
         arguments = arguments_of(kwargs.get("arguments"))
         if not passive:  # (re)declared: used now
             self.queues.check(declared.queue, arguments)
+            if kwargs.get("exclusive"):
+                self._take_exclusive(declared.queue)
             write = partial(self.queues.declare, declared.queue, arguments)
             self.later.write(("arguments", declared.queue), f"Arguments of {queue}", write)
         if "x-message-ttl" in arguments:
@@ -181,11 +250,24 @@ class Channel(virtual.Channel):
             self.connection.listing.priorities[declared.queue] = arguments["x-max-priority"]
         return declared._replace(consumer_count=len(self.queues.consumers(declared.queue)))
 
-    def queue_delete(self, queue, if_unused=False, if_empty=False, **kwargs):
+    def _take_exclusive(self, queue):
+        try:
+            self.queues.take_exclusive(queue)
+        except OSError as exc:  # a full disk: declared, unrecorded (RabbitMQ fails none)
+            logger.warning("Exclusive queue %s not recorded: %s", queue, exc)
+        self._exclusive.add(queue)
+
+    def queue_delete(self, queue, if_unused=False, if_empty=False, with_messages=True, **kwargs):
+        """Delete `queue`, its bindings and its messages, as RabbitMQ does."""
         if if_unused and self.queues.consumers(queue):
             return
         super().queue_delete(queue, if_unused, if_empty, **kwargs)
-        self.queues.delete(queue)
+        # Its bindings made by any process, not only this one's (a full disk: later).
+        write = partial(self.bindings.forget, queue)
+        self.later.write(("forget", queue), f"Unbinding of {queue}", write)
+        self.connection.listing.forget(queue)
+        self._exclusive.discard(queue)
+        return self.queues.delete(queue, with_messages)  # how many messages went
 
     def expire(self):
         """Write what a full disk held back; expire queues and old messages (queues.py);
@@ -205,13 +287,16 @@ class Channel(virtual.Channel):
                     self.queue_delete(queue)
 
     def close(self):
-        # RabbitMQ drops an auto-delete queue when its last consumer leaves; do
-        # the same, so that a stopped worker's remote-control binding goes too.
+        # RabbitMQ drops an auto-delete queue when its last consumer leaves, and an
+        # exclusive one with its connection; do the same, so that a stopped worker's
+        # remote-control binding goes too.
         consumed, self._consuming = self._consuming, {}
         try:
             self._leave(consumed)
-            for queue in self._auto_delete:  # declared, never consumed
-                self.queue_delete(queue, if_unused=True)
+            for queue in list(self._exclusive):
+                self.queue_delete(queue)
+            for queue in self._auto_delete:  # declared, never consumed: unbound only
+                self.queue_delete(queue, if_unused=True, with_messages=False)
         except Exception as exc:  # closing must not fail on a stale binding
             logger.debug("Could not unbind %s: %r", self._auto_delete, exc)
         self._auto_delete.clear()

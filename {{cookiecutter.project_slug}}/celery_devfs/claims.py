@@ -64,7 +64,7 @@ def message_of(file_name):
             return owner(file_name)[0]
         except ValueError:
             return None
-    return file_name if messages.queue_of(file_name) else None
+    return file_name if messages.queue_of(file_name) is not None else None
 
 
 class Claims:

@@ -1,7 +1,8 @@
 """Message files: their names, what a valid one holds, and when one has expired.
 
 A message file is ``<time in ns, 20 digits>_<uuid>.<queue>.msg`` in the queue
-folder (kombu's filesystem names, with the time first: first in, first out), and
+folder (kombu's filesystem names, with the time first: first in, first out; the
+queue's name as names.py keeps it on disk), and
 ``<time>_<uuid>_p<priority, 3 digits>.<queue>.msg`` for a message sent with a
 priority above 0 (read by queues declared with x-max-priority, as on RabbitMQ).
 Any name that starts with a dot (a file being written, a claim) is no message.
@@ -11,9 +12,16 @@ import json
 import time
 import uuid
 
+from amqp.exceptions import PreconditionFailed
+
+from . import names
 from .folders import MAX_FILE_BYTES, DamagedFile
 
 SUFFIX = "msg"
+# RabbitMQ 4's default max_message_size (docker-compose.yml's broker; RabbitMQ 3's was
+# 128 MiB): a larger message is refused at .delay() as there. To raise it, raise both:
+# RabbitMQ's max_message_size and the transport option max_message_size.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 MAX_PRIORITY = 255  # RabbitMQ's highest x-max-priority
 # RabbitMQ hands a message to a consumer that waits for it before its TTL counts:
 # Celery's `expires` in the past (an expiration of 0) still reaches an idle worker,
@@ -37,7 +45,7 @@ def new_name(queue, priority=None):
     if last - STEP_BACK_NS < now <= last:
         now = last + 1
     _last_ns[0] = now
-    return f"{now:020d}_{uuid.uuid4().hex}{mark}.{queue}.{SUFFIX}"
+    return f"{now:020d}_{uuid.uuid4().hex}{mark}.{names.on_disk(queue)}.{SUFFIX}"
 
 
 def priority_number(priority):
@@ -64,13 +72,26 @@ def order(max_priority):
 def queue_of(name):
     """The queue of a message file's name, or None for any other name."""
     queue, _, suffix = name.partition(".")[2].rpartition(".")
-    return queue if suffix == SUFFIX and not name.startswith(".") else None
+    return names.name_of(queue) if suffix == SUFFIX and not name.startswith(".") else None
 
 
 def age_ms(name):
     """Milliseconds since the message was sent; 0 for a name without the time."""
     sent = name[:20]
     return (time.time_ns() - int(sent)) / 1e6 if sent.isdigit() else 0
+
+
+def check_size(body, limit=MAX_MESSAGE_BYTES):
+    """PreconditionFailed, as RabbitMQ closes the channel with, for a message body
+    (as sent, before its base64 here) over `limit` bytes."""
+    size = len(body.encode() if isinstance(body, str) else body or b"")
+    if size > limit:
+        raise PreconditionFailed(
+            f"PRECONDITION_FAILED - message size {size} is larger than configured max size "
+            f"{limit} (RabbitMQ 4's default, as on the production broker): send a reference "
+            "to the data (a path, a URL, a key) instead of the data",
+            (60, 40),  # Basic.publish
+        )
 
 
 def encode(payload):

@@ -4,7 +4,8 @@ when it expires.
 Each queue's consumers and arguments are kept in control/<queue>.queue:
 {"consumers": [[owner, pid, consumer tag], ...] (owners.py; an older version wrote the
 host), "arguments": {"x-expires": ms,
-"x-message-ttl": ms, "x-max-priority": n}, "declared": true}; the file's time is
+"x-message-ttl": ms, "x-max-priority": n}, "declared": true, "name": queue} (its file
+is named as names.py keeps the name on disk); the file's time is
 when the queue was last used. So queue_declare answers with the number of live
 consumers (make demo asks it), a declaration with other arguments than the queue's
 fails as on RabbitMQ (PRECONDITION_FAILED), an
@@ -18,11 +19,10 @@ leaves nothing that grows. A consumer whose process has ended (SIGKILL) is not c
 import logging
 import os
 import time
-from urllib.parse import quote, unquote
 
-from amqp.exceptions import PreconditionFailed
+from amqp.exceptions import PreconditionFailed, ResourceLocked
 
-from . import claims, control, messages, owners
+from . import claims, control, messages, names, owners
 from .claims import HOST
 from .folders import DamagedFile, DataFolderError, checked, remove_data_folder
 
@@ -50,7 +50,7 @@ class Queues:
         self.lock = folder / ".queues.lock"
 
     def file(self, queue):
-        return self.folder / f"{quote(queue, safe='@._-')}.queue"
+        return self.folder / f"{names.on_disk(queue)}.queue"
 
     def read(self, file):
         def check(info):
@@ -70,14 +70,30 @@ class Queues:
             declared = info.get("declared", bool(arguments))
             if not isinstance(declared, bool):
                 raise DamagedFile("declared is not true or false")
+            name, exclusive = info.get("name"), info.get("exclusive")
+            if not isinstance(name, str | None):
+                raise DamagedFile("name is not a string")
+            if exclusive is not None and not (
+                isinstance(exclusive, list) and len(exclusive) == 2
+                and isinstance(exclusive[0], str) and isinstance(exclusive[1], int)
+            ):  # fmt: skip
+                raise DamagedFile("exclusive is not [owner, pid]")
             live = [c for c in consumers if not self.ended(c)]
-            return {"consumers": live, "arguments": arguments, "declared": declared}
+            if exclusive and self.ended([*exclusive, ""]):
+                exclusive = None
+            return {"consumers": live, "arguments": arguments, "declared": declared,
+                    "name": name, "exclusive": exclusive}  # fmt: skip
 
-        empty = {"consumers": [], "arguments": {}, "declared": False}
+        empty = {"consumers": [], "arguments": {}, "declared": False, "name": None}
+        empty["exclusive"] = None
         return control.read(file, check, lambda: dict(empty))
 
     def change(self, queue, change):
-        control.change(self.file(queue), self.read, change, self.lock)
+        def named(info):  # the name itself: a long one's file is named by its hash
+            after = change(info)
+            return after if after is None or after is info else {**after, "name": queue}
+
+        control.change(self.file(queue), self.read, named, self.lock)
 
     def ended(self, consumer):
         """Has a consumer's process ended? An older version's record names its host."""
@@ -135,13 +151,43 @@ class Queues:
                     (50, 10),  # Queue.declare
                 )
 
+    def take_exclusive(self, queue):
+        """Declare `queue` as this process's own (an exclusive queue); ResourceLocked,
+        as on RabbitMQ, while another live process holds it: a worker's remote-control
+        queue, so that a second worker of the same name stops."""
+        me = self.me("")[:2]
+
+        def take(info):
+            holder = info["exclusive"]
+            if holder and holder != me:
+                raise ResourceLocked(
+                    f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue "
+                    f"{queue!r} in vhost '/' (process {holder[1]} holds it)",
+                    (50, 10),  # Queue.declare
+                )
+            return {**info, "exclusive": me}
+
+        self.change(queue, take)
+
     def declare(self, queue, arguments):
         """Keep the arguments of a (re)declaration; it counts as a use."""
         self.change(queue, lambda info: {**info, "arguments": arguments, "declared": True})
         _touch(self.file(queue))
 
-    def delete(self, queue):
+    def delete(self, queue, with_messages=True):
+        """Delete `queue`'s messages (claimed too: a worker's acknowledgement then finds
+        nothing, as on RabbitMQ), then its file. Its bindings: Bindings.forget."""
+        count = self.remove_messages(queue) if with_messages else 0
         self.change(queue, lambda info: None)
+        return count
+
+    def remove_messages(self, queue):
+        """Delete the message files of `queue`, claimed or not; how many there were."""
+        names = os.listdir(self.queue_folder)
+        found = [n for n in names if messages.queue_of(claims.message_of(n) or ".") == queue]
+        for name in found:
+            _remove(os.path.join(self.queue_folder, name))
+        return len(found)
 
     def expire(self, consumed_here):
         """What RabbitMQ does on its own, for every queue on the data folder: delete the
@@ -155,8 +201,8 @@ class Queues:
             return []
         gone, with_ttl = [], {}  # unconsumed queues with a TTL: consumers drop old messages
         for file in files:
-            queue = unquote(file[: -len(".queue")])
             info = self.read(self.folder / file)
+            queue = info["name"] or names.name_of(file[: -len(".queue")])
             arguments = info["arguments"]
             if "x-expires" in arguments:
                 if info["consumers"] or queue in consumed_here:
@@ -184,9 +230,7 @@ class Queues:
         if info["consumers"] or expires is None or unused * 1000 <= expires:
             return info  # unchanged: not written
         self.bindings.forget(queue)
-        for name in os.listdir(self.queue_folder):  # its messages, claimed or not
-            if messages.queue_of(claims.message_of(name) or ".") == queue:
-                _remove(os.path.join(self.queue_folder, name))
+        self.remove_messages(queue)  # claimed or not
         logger.info("Queue %s expired: unused for %.0f s (x-expires)", queue, unused)
         gone.append(queue)
         return None

@@ -35,8 +35,14 @@ class Transport(virtual.Transport):
     # Joins Celery's event loop (the worker's Hub): a worker then runs the same
     # asynchronous consumer and prefork pool (AsynPool) as on Redis and RabbitMQ.
     implements = virtual.Transport.implements.extend(
-        asynchronous=True, exchange_type=frozenset(["direct", "topic", "fanout"])
+        asynchronous=True, exchange_type=frozenset(["direct", "topic", "fanout", "headers"])
     )
+    # A channel error here is the broker's answer, as RabbitMQ's (PreconditionFailed for
+    # a message too large, ResourceLocked): raised as it is. kombu's virtual transports
+    # leave these unset, and kombu then retries any channel error as a lost connection
+    # and raises OperationalError.
+    recoverable_connection_errors = virtual.Transport.connection_errors
+    recoverable_channel_errors = ()
     BATCH = 64  # messages delivered per event loop callback, so that nothing waits long
 
     def __init__(self, client, **kwargs):
@@ -163,15 +169,22 @@ class Transport(virtual.Transport):
     # The blocking loop (kombu's own consumers, Celery without its event loop) ----
 
     def drain_events(self, connection, timeout=None):
-        """Deliver one message; between listings, sleep until a file arrives."""
+        """Deliver what is ready, up to BATCH messages and the prefetch limits, as one
+        read of a RabbitMQ connection does (kombu's virtual transports: one); between
+        listings, sleep until a file arrives."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wakeups = self._consumer_wakeups()
         self._list_if_idle()
         while True:
-            try:
-                return self._deliver_oldest()
-            except virtual.Empty:
-                pass
+            delivered = 0
+            while delivered < self.BATCH:
+                try:
+                    self._deliver_oldest()
+                except virtual.Empty:
+                    break
+                delivered += 1
+            if delivered:
+                return
             if notify.stopping():  # return to Celery's loop now, not after its 2 s drain
                 raise TimeoutError()
             self._expire_now_and_then()

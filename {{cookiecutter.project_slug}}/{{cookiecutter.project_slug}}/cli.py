@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import celery_devfs
-from celery_servers import problem, servers, unreachable
+from celery_devfs.migrate import development_left, migrate_command
+from celery_servers import problem, results_kept, servers, unreachable
 
 from . import app, settings
 from .tasks import sample_chord
@@ -25,19 +26,13 @@ def check(env):
         files = [p for p in settings.data_dir(env).rglob("*") if p.is_file()]
         size = sum(p.stat().st_size for p in files if p.exists())
         print(f"{'data:':9}{settings.data_dir(env)} ({len(files)} files, {size / 1024:.1f} KiB)")
+    elif line := development_left(settings.data_dir(env)):  # switched: nothing lost unsaid
+        print(f"{'note:':9}{line}")
     if not any(why for _, _, why in found):
         expires = app.backend.expires  # seconds
         kept = f"each for {expires / 3600:g} h" if expires else "for ever"
-        print(f"{'results:':9}{results_kept()} kept, {kept} (result_expires in settings.py)")
+        print(f"{'results:':9}{results_kept(app)} kept, {kept} (result_expires in settings.py)")
     return 1 if any(why for _, _, why in found) else 0
-
-
-def results_kept():
-    """How many task results the backend holds (Redis: its celery-task-meta-* keys)."""
-    backend = app.backend
-    if hasattr(backend, "kept"):  # celery_devfs
-        return backend.kept()
-    return sum(1 for _ in backend.client.scan_iter(match=b"celery-task-meta-*", count=1000))
 
 
 @contextlib.contextmanager
@@ -120,9 +115,11 @@ def made_data_dir(env):
 
 def main(command):
     commands = {"check": check, "demo": demo, "clean": clean, "flower": flower}
-    commands["servers"] = lambda env: "\n".join(f"ERROR: {line}" for line in unreachable(app)) or 0
+    down = lambda: "\n".join(f"ERROR: {line}" for line in unreachable(app))  # noqa: E731
+    commands["servers"] = lambda env: down() or 0
     commands["data-dir"] = lambda env: print(made_data_dir(env))
     commands["env"] = lambda env: print(env.get("CELERY_ENV") or "development")
+    commands["migrate"] = lambda env: down() or migrate_command(settings.data_dir(env), app)
     if command not in commands:
         return f"usage: python -m {__name__} {'|'.join(commands)}"
     return commands[command](settings.read_environment())

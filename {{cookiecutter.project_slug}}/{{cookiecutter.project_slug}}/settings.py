@@ -119,6 +119,9 @@ def common(env):
         # Results are read once; drop them after a day (Redis keys expire, beat's
         # celery.backend_cleanup removes result files).
         "result_expires": 24 * 3600,
+        # A worker that waits for a lost broker 2 s at a time, and a second worker of
+        # a running one's name that stops with one line (celery_servers.py).
+        "worker_consumer": "celery_servers:Consumer",
     }
 
 
@@ -167,7 +170,6 @@ def production(env):
         # Ride out a server's restart: the worker tries RabbitMQ every 2 s (Celery: up to
         # 30 s), a result is written again each second for minutes (Celery: 10 tries).
         "broker_connection_max_retries": None,
-        "worker_consumer": "celery_servers:Consumer",
         "result_backend_always_retry": True,
         "result_backend_max_retries": 300,
         "result_backend_base_sleep_between_retries_ms": 100,
