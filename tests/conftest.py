@@ -1,6 +1,7 @@
 """Shared helpers: render the template, and run commands in the rendered project."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -9,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -92,6 +94,21 @@ def run_generated_checks(project, *pytest_args):
     return run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args], project
     )
+
+
+def assert_pinned_and_read_only(workflow):
+    """A GitHub workflow's actions pinned to commits (their version in a comment), its
+    permissions read-only at the top and widened by no job, and the dependabot.yml
+    beside it keeping the actions current."""
+    text = workflow.read_text()
+    flow = yaml.load(text, Loader=yaml.BaseLoader)  # "on" stays a string
+    assert flow["permissions"] == {"contents": "read"}
+    assert all("permissions" not in job for job in flow["jobs"].values())
+    uses = re.findall(r"uses: (\S+)@(\S+)(.*)", text)
+    assert uses and all(re.fullmatch(r"[0-9a-f]{40}", ref) for _, ref, _ in uses), uses
+    assert all(re.fullmatch(r"\s+# v\d+(\.\d+)*", comment) for _, _, comment in uses), uses
+    dependabot = yaml.safe_load((workflow.parent.parent / "dependabot.yml").read_text())
+    assert [u["package-ecosystem"] for u in dependabot["updates"]] == ["github-actions"]
 
 
 @pytest.fixture(scope="session")

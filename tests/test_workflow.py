@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from conftest import BIN, TEMPLATE, run
+from conftest import BIN, TEMPLATE, assert_pinned_and_read_only, run
 
 pytestmark = pytest.mark.quick
 WORKFLOW = TEMPLATE / ".github" / "workflows" / "ci.yml"
@@ -36,15 +36,8 @@ def test_it_passes_actionlint(workflow):
     assert done.stdout == ""
 
 
-def test_read_only_permissions_and_pinned_actions(workflow):
-    text, flow = workflow
-    assert flow["permissions"] == {"contents": "read"}
-    assert all("permissions" not in job for job in flow["jobs"].values())
-    uses = re.findall(r"uses: (\S+)@(\S+)(.*)", text)
-    assert uses and all(re.fullmatch(r"[0-9a-f]{40}", ref) for _, ref, _ in uses), uses
-    assert all(re.fullmatch(r"\s+# v\d+(\.\d+)*", comment) for _, _, comment in uses), uses
-    dependabot = yaml.safe_load((TEMPLATE / ".github" / "dependabot.yml").read_text())
-    assert [u["package-ecosystem"] for u in dependabot["updates"]] == ["github-actions"]
+def test_read_only_permissions_and_pinned_actions():
+    assert_pinned_and_read_only(WORKFLOW)
 
 
 def test_the_quick_layer_covers_every_python_on_linux_and_two_macos_images(workflow):
