@@ -98,10 +98,15 @@ class PrivateRabbit:
         return subprocess.run(command, env=self.env, check=check, capture_output=True, timeout=120)
 
     def kill(self):
+        # The Erlang VM's own PID, read before the start script is stopped: the VM
+        # deletes its PID file as it ends (CI once read it as it went).
+        try:
+            pid = (self.folder / "pid").read_text().strip()
+        except FileNotFoundError:  # not up yet, or already gone
+            pid = None
         self.process.terminate()
-        pid_file = self.folder / "pid"  # the Erlang VM's own PID
-        if pid_file.exists():
-            subprocess.run(["kill", "-9", pid_file.read_text().strip()], capture_output=True)
+        if pid:
+            subprocess.run(["kill", "-9", pid], capture_output=True)
         self.process.wait(timeout=60)
 
 
