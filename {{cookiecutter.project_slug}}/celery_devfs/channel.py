@@ -258,8 +258,9 @@ class Channel(virtual.Channel):
         self._exclusive.add(queue)
 
     def queue_delete(self, queue, if_unused=False, if_empty=False, with_messages=True, **kwargs):
-        """Delete `queue`, its bindings and its messages, as RabbitMQ does."""
-        if if_unused and self.queues.consumers(queue):
+        """Delete `queue`, its bindings and its messages, as RabbitMQ does (if_unused,
+        if_empty: not while it has consumers, messages)."""
+        if (if_unused and self.queues.consumers(queue)) or (if_empty and self._size(queue)):
             return
         super().queue_delete(queue, if_unused, if_empty, **kwargs)
         # Its bindings made by any process, not only this one's (a full disk: later).

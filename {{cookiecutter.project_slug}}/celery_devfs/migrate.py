@@ -77,8 +77,8 @@ def migrate(data_dir, app):
             for name in [q for q in waiting if q in app.amqp.queues]:
                 queue = app.amqp.queues[name]
                 queue.bind(target.default_channel).declare()
-                moved[name] = 0
-                while (message := queue.bind(source.default_channel).get()) is not None:
+                waiting_here, moved[name] = queue.bind(source.default_channel), 0
+                while (message := waiting_here.get()) is not None:
                     producer.publish(
                         message.body, exchange=queue.exchange.name, routing_key=queue.routing_key,
                         content_type=message.content_type, headers=message.headers,

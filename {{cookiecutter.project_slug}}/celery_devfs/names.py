@@ -4,11 +4,12 @@ unicode, `../`), never as a path.
 
 A name is percent-encoded, letters, digits and `@._-` kept as they are: the names
 Celery uses (celery, celery@host.dq2, celery.pidbox, UUIDs) read the same on disk.
-A name longer than LONG bytes once encoded (a file name holds 255 bytes, and a
-message's name adds about 90) is kept as `%sha-<hash>` instead; the processes that
-use it know it by the hash, and its control file holds the name itself. A `%`
-followed by anything but two hex digits never comes out of percent-encoding, so the
-two kinds never meet.
+A name a Windows filesystem keeps for a device (`CON`, `nul.txt`: WSL's /mnt/c)
+has its first letter encoded. A name longer than LONG bytes once encoded (a file
+name holds 255 bytes, and a message's name adds about 90) is kept as
+`%sha-<hash>` instead; the processes that use it know it by the hash, and its
+control file holds the name itself. A `%` followed by anything but two hex digits
+never comes out of percent-encoding, so the kinds never meet.
 """
 
 import functools
@@ -21,6 +22,9 @@ MAX_BYTES = 255  # RabbitMQ's (AMQP's short string)
 LONG = 150
 HASHED = "%sha-"
 _long = {}  # hashed on-disk name -> the name, for those this process used
+# Names a Windows filesystem keeps for devices, whatever follows the first dot.
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+WINDOWS_DEVICES |= {f"{port}{n}" for port in ("COM", "LPT") for n in range(10)}
 
 
 @functools.lru_cache(maxsize=4096)  # each message's name asks it
@@ -36,6 +40,8 @@ def on_disk(name, kind="queue"):
             f"{MAX_BYTES}: choose a shorter name"
         )
     encoded = quote(name, safe="@._-", errors="surrogatepass").replace("~", "%7E")
+    if encoded.partition(".")[0].upper() in WINDOWS_DEVICES:  # /mnt/c under WSL
+        encoded = f"%{ord(encoded[0]):02X}{encoded[1:]}"
     if len(encoded) <= LONG:
         return encoded
     hashed = HASHED + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:40]

@@ -84,8 +84,8 @@ class Queues:
             return {"consumers": live, "arguments": arguments, "declared": declared,
                     "name": name, "exclusive": exclusive}  # fmt: skip
 
-        empty = {"consumers": [], "arguments": {}, "declared": False, "name": None}
-        empty["exclusive"] = None
+        empty = {"consumers": [], "arguments": {}, "declared": False, "name": None,
+                 "exclusive": None}  # fmt: skip
         return control.read(file, check, lambda: dict(empty))
 
     def change(self, queue, change):
@@ -183,8 +183,8 @@ class Queues:
 
     def remove_messages(self, queue):
         """Delete the message files of `queue`, claimed or not; how many there were."""
-        names = os.listdir(self.queue_folder)
-        found = [n for n in names if messages.queue_of(claims.message_of(n) or ".") == queue]
+        listed = os.listdir(self.queue_folder)
+        found = [n for n in listed if messages.queue_of(claims.message_of(n) or ".") == queue]
         for name in found:
             _remove(os.path.join(self.queue_folder, name))
         return len(found)

@@ -169,15 +169,17 @@ class Transport(virtual.Transport):
     # The blocking loop (kombu's own consumers, Celery without its event loop) ----
 
     def drain_events(self, connection, timeout=None):
-        """Deliver what is ready, up to BATCH messages and the prefetch limits, as one
-        read of a RabbitMQ connection does (kombu's virtual transports: one); between
-        listings, sleep until a file arrives."""
+        """Deliver what is ready, as one read of a RabbitMQ connection does (kombu's
+        virtual transports: one message): up to what the prefetch limits allowed when
+        the call began (an acknowledgement meanwhile lets RabbitMQ send more, which a
+        later read gets), at most BATCH; between listings, sleep until a file arrives."""
         deadline = None if timeout is None else time.monotonic() + timeout
         wakeups = self._consumer_wakeups()
         self._list_if_idle()
         while True:
+            room = sum(self._room(channel) for channel in self.channels if channel.consumed())
             delivered = 0
-            while delivered < self.BATCH:
+            while delivered < min(room, self.BATCH) or not delivered:
                 try:
                     self._deliver_oldest()
                 except virtual.Empty:
@@ -202,6 +204,11 @@ class Transport(virtual.Transport):
                 self.listing.again()
             for fd in set(ready) & set(wakeups.fds()):
                 self.listing.arrived(wakeups.read(fd), self._callbacks)
+
+    def _room(self, channel):
+        """How many messages `channel` may take now (its prefetch limit; none: BATCH)."""
+        room = channel.qos.can_consume_max_estimate()
+        return self.BATCH if room is None else room
 
     def acknowledged(self):
         """Wake the consumer: a prefetch place may be free (called from pool threads too)."""

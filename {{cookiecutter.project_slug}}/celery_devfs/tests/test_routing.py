@@ -10,6 +10,7 @@ import uuid
 
 import pytest
 from amqp.exceptions import ChannelError, PreconditionFailed
+from celery_devfs import names
 from celery_devfs.exchanges import headers_match, topic_matches
 from celery_devfs.transport import Transport
 from kombu import Exchange, Queue
@@ -136,6 +137,9 @@ def test_a_deleted_queue_takes_its_messages_with_it(connected):
         connection.Producer().publish(n, routing_key=queue.name)
     time.sleep(0.3)
     forget()
+    if isinstance(connection.transport, Transport):  # RabbitMQ: PRECONDITION_FAILED
+        queue(connection.default_channel).delete(if_empty=True)  # not empty: kept
+        assert queue(connection.default_channel).queue_declare().message_count == 2
     queue(connection.default_channel).delete()  # as `celery amqp queue.delete` does
     queue(connection.default_channel).declare()
     assert got(connection, queue.name) == []
@@ -188,3 +192,12 @@ def test_an_unknown_exchange_type_is_refused_at_declaration(setup_for):
     with app.connection_for_write() as connection:
         with pytest.raises(ChannelError, match="unknown exchange type 'x-delayed-message'"):
             Exchange("later", type="x-delayed-message")(connection.default_channel).declare()
+
+
+def test_names_on_disk_are_file_names_that_read_back_as_they_were():
+    for name in [*ODD_NAMES, "CON", "nul.txt", "LPT1", "celery@host.dq2", "%sha-x"]:
+        disk = names.on_disk(name)
+        assert "/" not in disk and "~" not in disk and len(disk) <= names.LONG, disk
+        assert disk.partition(".")[0].upper() not in names.WINDOWS_DEVICES, disk
+        assert names.name_of(disk) == name
+    assert names.on_disk("celery@host.dq2") == "celery@host.dq2"  # Celery's names as they are
