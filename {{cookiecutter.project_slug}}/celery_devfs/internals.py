@@ -28,14 +28,35 @@ KOMBU = {
         "kwargs",
     ),
     "kombu.transport.virtual.Transport._deliver": ("self", "message", "queue"),
+    # Exchange types (exchanges.py) and the channel's lookups that pick them.
+    "kombu.transport.virtual.Channel.typeof": ("self", "exchange", "default"),
+    "kombu.transport.virtual.Channel._lookup": ("self", "exchange", "routing_key", "default"),
+    "kombu.transport.virtual.exchange.ExchangeType.prepare_bind": (
+        "self",
+        "queue",
+        "exchange",
+        "routing_key",
+        "arguments",
+    ),
+    "kombu.transport.virtual.exchange.ExchangeType.lookup": (
+        "self",
+        "table",
+        "exchange",
+        "routing_key",
+        "default",
+    ),
+    # What one drain_events may deliver (transport.py).
+    "kombu.transport.virtual.QoS.can_consume_max_estimate": ("self",),
     # Queue(expires=, message_ttl=) as RabbitMQ's x-expires and x-message-ttl.
     "kombu.transport.base.to_rabbitmq_queue_arguments": ("arguments", "options"),
 }
-# How kombu calls two hooks it has no default for: the text each caller holds.
+# How kombu calls the hooks it has no default for: the text each caller holds.
 KOMBU_CALLS = {
     "kombu.transport.virtual.Channel.queue_bind": "self._queue_bind(exchange, *meta)",
     "kombu.transport.virtual.Channel.queue_delete": "self._delete(queue, exchange, *meta",
     "kombu.transport.virtual.exchange.FanoutExchange.deliver": "self.channel._put_fanout(",
+    # The headers exchange routes in deliver(), which alone is given the message.
+    "kombu.transport.virtual.Channel.basic_publish": "self.typeof(exchange).deliver(",
 }
 # Attributes of a kombu virtual Transport, checked on an instance.
 KOMBU_TRANSPORT_ATTRIBUTES = ("_callbacks", "channels")
