@@ -4,6 +4,7 @@ rewritten whole under a lock, and the writes a full disk holds back."""
 import json
 import logging
 import os
+import stat
 
 try:
     import fcntl
@@ -16,10 +17,29 @@ from .folders import read_regular_file, write_private_file
 logger = logging.getLogger(__name__)
 
 
+# The bytes of the control files this process read, by (device, inode, times, size):
+# a record is always replaced whole, never changed in place, so a file whose lstat
+# is unchanged holds the same bytes. Each publish reads its exchange's bindings and
+# declaration: a stat instead of an open and a read.
+_read = {}
+CACHED_FILES = 512
+
+
+def _bytes(file):
+    info = os.lstat(file)
+    key = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
+    cached = _read.get(file)
+    if cached is None or cached[0] != key or not stat.S_ISREG(info.st_mode):
+        if len(_read) >= CACHED_FILES:
+            _read.clear()  # reply queues come and go by the thousand
+        cached = _read[file] = (key, read_regular_file(file))
+    return cached[1]
+
+
 def read(file, check, empty):
     """check(the JSON in `file`); empty() when there is none, or it is damaged."""
     try:
-        return check(json.loads(read_regular_file(file)))
+        return check(json.loads(_bytes(file)))
     except FileNotFoundError:
         return empty()
     except (ValueError, RecursionError) as exc:  # DamagedFile, JSON, Unicode, nesting

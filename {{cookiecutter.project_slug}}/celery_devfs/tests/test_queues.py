@@ -5,6 +5,7 @@ import os
 import time
 
 import pytest
+from celery_devfs import control
 from celery_devfs.bindings import Bindings
 from celery_devfs.claims import HOST
 from celery_devfs.queues import Queues, arguments_of
@@ -83,3 +84,17 @@ def test_a_damaged_queue_file_reads_as_no_consumer(queues, caplog):
     queues.file("q").write_text(json.dumps({"consumers": "everyone"}))
     assert queues.consumers("q") == []
     assert "Unreadable file" in caplog.text
+
+
+def test_a_record_is_read_again_once_replaced_and_only_then(queues, monkeypatch):
+    """control.read keeps the bytes of a file whose lstat is unchanged (records are
+    replaced whole): each publish reads its exchange's files."""
+    queues.declare("q", {"x-expires": 100})
+    opened = []
+    real = control.read_regular_file
+    monkeypatch.setattr(control, "read_regular_file", lambda f: opened.append(f) or real(f))
+    for _ in range(3):
+        assert queues.read(queues.file("q"))["arguments"] == {"x-expires": 100}
+    assert len(opened) <= 1
+    queues.declare("q", {"x-expires": 200})  # by any process: a new file
+    assert queues.read(queues.file("q"))["arguments"] == {"x-expires": 200}
