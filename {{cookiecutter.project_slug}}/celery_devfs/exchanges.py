@@ -42,7 +42,9 @@ def topic_matches(binding_key, routing_key):
     return match(0, 0)
 
 
-class TopicExchange(ExchangeType):
+class TopicExchange(DirectExchange):
+    """Delivered as a direct exchange is, to the queues its lookup finds."""
+
     type = "topic"
 
     def prepare_bind(self, queue, exchange, routing_key, arguments):
@@ -50,10 +52,6 @@ class TopicExchange(ExchangeType):
 
     def lookup(self, table, exchange, routing_key, default):
         return {queue for key, _, queue in table if topic_matches(key, routing_key or "")}
-
-    def deliver(self, message, exchange, routing_key, **kwargs):
-        for queue in self.channel._lookup(exchange, routing_key):
-            self.channel._put(queue, message, **kwargs)
 
 
 def headers_match(arguments, headers):

@@ -111,14 +111,18 @@ class Transport(virtual.Transport):
     def _deliver_ready(self):
         """Deliver what the prefetch limits allow, BATCH at a time."""
         self._list_if_idle()
-        for _ in range(self.BATCH):
+        if self._deliver_up_to(self.BATCH) == self.BATCH:
+            self._loop.call_soon(self._deliver_ready)  # more to come: let others run first
+        self.wakeups.awaiting_ack(self.channels)
+
+    def _deliver_up_to(self, most):
+        """Deliver up to `most` messages, oldest first; how many there were."""
+        for delivered in range(most):
             try:
                 self._deliver_oldest()
             except virtual.Empty:
-                break
-        else:
-            self._loop.call_soon(self._deliver_ready)  # more to come: let others run first
-        self.wakeups.awaiting_ack(self.channels)
+                return delivered
+        return most
 
     def _deliver_oldest(self):
         """Deliver the oldest message waiting in any queue consumed here, whatever its
@@ -178,14 +182,7 @@ class Transport(virtual.Transport):
         self._list_if_idle()
         while True:
             room = sum(self._room(channel) for channel in self.channels if channel.consumed())
-            delivered = 0
-            while delivered < min(room, self.BATCH) or not delivered:
-                try:
-                    self._deliver_oldest()
-                except virtual.Empty:
-                    break
-                delivered += 1
-            if delivered:
+            if self._deliver_up_to(max(1, min(room, self.BATCH))):
                 return
             if notify.stopping():  # return to Celery's loop now, not after its 2 s drain
                 raise TimeoutError()
